@@ -1,0 +1,15 @@
+"""Quantized linear algebra behind one small function table.
+
+`MATMUL[ggml_type]` is the kernel a `QuantLinear` calls; a type with no entry uses `reference_matmul`, the
+dequantize-then-matmul path that is always correct. A fast kernel registers itself with `register_matmul` and is
+tested against the reference.
+"""
+
+from __future__ import annotations
+
+from camelid.kernels.layers import QuantEmbedding, QuantLinear
+from camelid.kernels.reference import dequant_rows, reference_matmul
+from camelid.kernels.table import MATMUL, MatmulKernel, matmul, register_matmul
+
+__all__ = ["MATMUL", "MatmulKernel", "QuantEmbedding", "QuantLinear", "dequant_rows", "matmul",
+           "reference_matmul", "register_matmul"]
