@@ -7,12 +7,10 @@ Names map to models that ship inside PyPI packages. `smollm2:135m` is the GGUF i
 from __future__ import annotations
 
 import hashlib
-import importlib
 import importlib.util
 import os
 import shutil
 from dataclasses import dataclass, field
-from importlib.resources import files
 from pathlib import Path
 
 from camelid import config
@@ -51,9 +49,11 @@ ALIASES = {"smollm2": "smollm2:135m", "smollm2:latest": "smollm2:135m",
 
 
 def _module_dir(module: str, hint: str) -> Path:
-    if importlib.util.find_spec(module) is None:
+    """The folder of an installed package, found without importing it (some import packages we lack)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
         raise UnknownModel(f"the package for this model is not installed; run: {hint}")
-    return Path(str(files(module)))
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _sha256(path: Path) -> str:
