@@ -1,0 +1,5 @@
+import sys
+
+from camelid.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Command-line fronts: each module adds its subcommand with `add_parser(subparsers)`."""

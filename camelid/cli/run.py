@@ -1,0 +1,76 @@
+"""`camelid run [MODEL] [PROMPT]`: a one-shot answer, or an interactive chat in the Ollama manner."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from camelid.cli.output import format_stats, stream
+
+_NAME = re.compile(r"^[A-Za-z0-9][\w.\-/]*:[\w.\-]+$")
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("run", help="chat with a model, or answer one prompt",
+                       description="Run a model: one answer when PROMPT is given (or piped on stdin), "
+                                   "otherwise an interactive chat. MODEL is a name (default smollm2:135m) "
+                                   "or a path to a .gguf file.")
+    p.add_argument("words", nargs="*", metavar="[MODEL] [PROMPT]")
+    p.add_argument("--verbose", action="store_true", help="print timings after each answer")
+    p.add_argument("--system", help="system prompt")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--num-predict", type=int)
+    p.add_argument("--num-ctx", type=int)
+    p.add_argument("-t", "--threads", type=int, dest="num_thread")
+    p.set_defaults(handler=run_command)
+
+
+def looks_like_model(word: str) -> bool:
+    """Whether the first word names a model (a catalog name or alias, name:tag, or a .gguf path)."""
+    from camelid.store.embedded import ALIASES, CATALOG
+
+    return (word in CATALOG or word in ALIASES or bool(_NAME.match(word)) or word.endswith(".gguf")
+            or Path(word).is_file())
+
+
+def split_words(words: list[str]) -> tuple[str | None, str]:
+    """[MODEL] [PROMPT...] -> (model or None, prompt)."""
+    if len(words) >= 2 or (words and looks_like_model(words[0])):
+        return words[0], " ".join(words[1:])
+    return None, " ".join(words)
+
+
+def options_from(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("seed", "temperature", "num_predict", "num_ctx", "num_thread")
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def run_command(args: argparse.Namespace) -> int:
+    import camelid
+
+    model_name, prompt = split_words(args.words)
+    if not sys.stdin.isatty():
+        piped = sys.stdin.read()
+        if piped.strip():
+            prompt = piped + ("\n\n" + prompt if prompt else "")
+    options = options_from(args)
+    llm = camelid.load(model_name, **options)
+    if not prompt:
+        if not sys.stdin.isatty():
+            return 0
+        from camelid.cli.repl import Repl
+
+        Repl(llm, system=args.system, verbose=args.verbose).loop()
+        return 0
+    messages = ([{"role": "system", "content": args.system}] if args.system else [])
+    messages.append({"role": "user", "content": prompt})
+    answer = llm.chat(messages)
+    stream(answer)
+    print()
+    if args.verbose and answer.stats:
+        print(format_stats(answer.stats), file=sys.stderr)
+    return 0
