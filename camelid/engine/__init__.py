@@ -1,0 +1,1 @@
+"""Generation engine: KV cache slots, sampling, the prefill/decode loop."""

@@ -1,0 +1,230 @@
+"""Building blocks shared by the architectures: RMSNorm, rotary position embedding, masked grouped-query
+attention over the KV cache, and gated MLPs.
+
+Module attribute names mirror GGUF tensor names (`attn_q`, `ffn_up`, ...) so the loader can assign every
+tensor by name; that is why a block holds its projections directly instead of in `Attention`/`MLP`
+submodules, and the shared logic lives in `DecoderBlock` methods. No quantization and no I/O here: every
+projection is a plain `nn.Linear` that the loader replaces.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from camelid.kernels.numerics import gelu_tanh as ggml_gelu_tanh
+from camelid.models.config import ModelConfig
+
+if TYPE_CHECKING:
+    from camelid.engine.kv_cache import KVCache
+
+
+class RMSNorm(nn.Module):
+    """y = x / sqrt(mean(x^2) + eps) * weight, over the last dimension."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [..., dim] -> [..., dim]
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+    def extra_repr(self) -> str:
+        return f"dim={self.weight.shape[0]}, eps={self.eps}"
+
+
+# --- rotary position embedding --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RopeTables:
+    """cos/sin of every rotation angle for one batch of positions, and how to pair the rotated dimensions."""
+
+    cos: torch.Tensor  # [B, T, n_rot / 2]
+    sin: torch.Tensor  # [B, T, n_rot / 2]
+    neox: bool  # True: dims (i, i + n_rot/2) rotate together (NEOX); False: dims (2i, 2i+1) (llama.cpp NORM)
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """Rotate the first n_rot dims of every head. x [B, T, n_heads, head_dim] -> same shape."""
+        half = self.cos.shape[-1]
+        cos, sin = self.cos[:, :, None, :], self.sin[:, :, None, :]  # [B, T, 1, n_rot/2]
+        rotated, passed = x[..., :2 * half], x[..., 2 * half:]
+        if self.neox:
+            x1, x2 = rotated[..., :half], rotated[..., half:]
+            out = torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+        else:
+            x1, x2 = rotated[..., 0::2], rotated[..., 1::2]
+            out = torch.stack((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).flatten(-2)
+        return torch.cat((out, passed), dim=-1) if passed.shape[-1] else out
+
+
+class RotaryEmbedding(nn.Module):
+    """RoPE angles as llama.cpp's ggml_rope_ext computes them.
+
+    theta_i = position * base^(-2i / n_rot) / factor_i, with optional linear scaling (freq_scale), YaRN, per-
+    dimension frequency factors (llama3's `rope_freqs`, phi3's longrope short/long factors) and a magnitude
+    scale on cos/sin (attn_factor). Factor buffers are None until the loader assigns them from the file.
+    """
+
+    def __init__(self, n_rot: int, base: float, *, neox: bool, freq_scale: float = 1.0,
+                 attn_factor: float = 1.0, yarn: bool = False, original_context: int = 0,
+                 beta_fast: float = 32.0, beta_slow: float = 1.0) -> None:
+        super().__init__()
+        if n_rot <= 0 or n_rot % 2:
+            raise ValueError(f"rope dimension count must be positive and even, got {n_rot}")
+        self.n_rot, self.base, self.neox = n_rot, base, neox
+        self.freq_scale, self.attn_factor, self.yarn = freq_scale, attn_factor, yarn
+        self.original_context, self.beta_fast, self.beta_slow = original_context, beta_fast, beta_slow
+        self.register_buffer("freq_factors", None, persistent=False)  # [n_rot/2] divisors (llama3 rope_freqs)
+        self.register_buffer("short_factors", None, persistent=False)  # [n_rot/2] phi3 longrope, short
+        self.register_buffer("long_factors", None, persistent=False)  # [n_rot/2] phi3 longrope, long
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, *, neox: bool, base: float | None = None,
+                    scaled: bool = True) -> RotaryEmbedding:
+        """The model-wide RoPE; `base`/`scaled=False` give a variant (e.g. gemma3's local layers)."""
+        return cls(config.rope_dim, config.rope_freq_base if base is None else base, neox=neox,
+                   freq_scale=config.rope_freq_scale if scaled else 1.0,
+                   attn_factor=config.rope_attn_factor if scaled else 1.0,
+                   yarn=scaled and config.rope_scaling_type == "yarn",
+                   original_context=config.rope_original_context or config.context_length,
+                   beta_fast=config.rope_yarn_beta_fast, beta_slow=config.rope_yarn_beta_slow)
+
+    def factors(self, n_ctx: int) -> torch.Tensor | None:
+        """The frequency divisors in effect when a sequence may hold n_ctx tokens (llama.cpp's choice)."""
+        if self.freq_factors is not None:
+            return self.freq_factors
+        if self.long_factors is not None and n_ctx > self.original_context:
+            return self.long_factors
+        return self.short_factors
+
+    def tables(self, positions: torch.Tensor, n_ctx: int) -> RopeTables:
+        """cos/sin for positions [B, T] when each sequence may hold n_ctx tokens."""
+        half = self.n_rot // 2
+        exponent = torch.arange(half, dtype=torch.float64, device=positions.device) * 2 / self.n_rot
+        theta_extrap = positions.to(torch.float64)[..., None] * self.base ** -exponent  # [B, T, half]
+        factors = self.factors(n_ctx)
+        if factors is not None:
+            theta_extrap = theta_extrap / factors.to(torch.float64)
+        theta = theta_extrap * self.freq_scale
+        magnitude = self.attn_factor
+        if self.yarn and self.freq_scale != 1.0:
+            low, high = self._yarn_correction_dims()
+            ramp = torch.arange(half, dtype=torch.float64, device=positions.device)
+            ramp = 1 - ((ramp - low) / max(0.001, high - low)).clamp(0, 1)  # 1 = keep extrapolated angle
+            theta = theta * (1 - ramp) + theta_extrap * ramp
+            magnitude *= 1 + 0.1 * math.log(1 / self.freq_scale)
+        cos = (theta.cos() * magnitude).to(torch.float32)
+        sin = (theta.sin() * magnitude).to(torch.float32)
+        return RopeTables(cos, sin, self.neox)
+
+    def _yarn_correction_dims(self) -> tuple[float, float]:
+        """Dimension range over which YaRN blends interpolated and extrapolated angles (ggml's corr_dims)."""
+        def dim_for(n_rotations: float) -> float:
+            return (self.n_rot * math.log(self.original_context / (n_rotations * 2 * math.pi))
+                    / (2 * math.log(self.base)))
+        low = max(0.0, math.floor(dim_for(self.beta_fast)))
+        high = min(self.n_rot - 1.0, math.ceil(dim_for(self.beta_slow)))
+        return low, high
+
+    def extra_repr(self) -> str:
+        style = "neox" if self.neox else "norm"
+        return f"n_rot={self.n_rot}, base={self.base}, {style}, freq_scale={self.freq_scale}"
+
+
+# --- attention ----------------------------------------------------------------------------------------------
+
+def attention_mask(positions: torch.Tensor, n_keys: int, window: int | None) -> torch.Tensor:
+    """bool [B, 1, T, n_keys]: key position j is visible to a query at position p iff j <= p and, with a
+    sliding window, p - j < window. Padding queries (p < 0) see every key, only to keep softmax finite."""
+    keys = torch.arange(n_keys, device=positions.device)  # [L]
+    query = positions[:, None, :, None]  # [B, 1, T, 1]
+    visible = keys <= query
+    if window is not None:
+        visible &= query - keys < window
+    return visible | (query < 0)
+
+
+def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
+                      scale: float) -> torch.Tensor:
+    """Scaled dot-product attention where each K/V head serves n_head / n_kv_heads query heads.
+
+    q [B, H, T, Dk], k [B, Hkv, L, Dk], v [B, Hkv, L, Dv], mask bool [B, 1, T, L] -> [B, H, T, Dv].
+    Query head h uses K/V head h // (H / Hkv), as in llama.cpp and HF; K/V are never repeated in memory.
+    """
+    batch, n_head, n_tokens, head_dim = q.shape
+    n_kv_heads = k.shape[1]
+    group = n_head // n_kv_heads
+    q = q.reshape(batch, n_kv_heads, group * n_tokens, head_dim)  # rows ordered (group member, token)
+    if group > 1:
+        mask = mask.repeat(1, 1, group, 1)  # [B, 1, group * T, L]
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)  # [B, Hkv, group * T, Dv]
+    return out.reshape(batch, n_head, n_tokens, v.shape[-1])
+
+
+@dataclass
+class ForwardContext:
+    """What every layer of one forward pass shares: where the tokens go, their masks and rotations."""
+
+    positions: torch.Tensor  # [B, T] int64; PADDING_POSITION (-1) marks padding
+    slots: torch.Tensor  # [B] int64 cache slot of each sequence
+    cache: KVCache
+    rope: dict[str, RopeTables]  # by rotary name ("default", "global", "local", ...)
+    masks: dict[int | None, torch.Tensor]  # by sliding window (None = full causal): bool [B, 1, T, L]
+
+
+def silu(x: torch.Tensor) -> torch.Tensor:
+    return F.silu(x)
+
+
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    """GELU, tanh approximation, as ggml evaluates it (an fp16 table unless ggml numerics are off)."""
+    return ggml_gelu_tanh(x)
+
+
+class DecoderBlock(nn.Module):
+    """One transformer layer. Subclasses declare the GGUF-named modules and the residual wiring (`forward`);
+    this class holds the attention and MLP computations they share."""
+
+    def __init__(self, config: ModelConfig, layer_index: int, *, rope_name: str = "default",
+                 window: int | None = None, query_scale: float | None = None) -> None:
+        super().__init__()
+        self.layer_index = layer_index
+        self.n_head, self.n_head_kv = config.n_head, config.n_head_kv
+        self.head_dim_k, self.head_dim_v = config.head_dim_k, config.head_dim_v
+        self.rope_name, self.window = rope_name, window
+        self.query_scale = query_scale if query_scale is not None else 1 / math.sqrt(config.head_dim_k)
+
+    def project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x [B, T, n_embd] -> q [B, T, H*Dk], k [B, T, Hkv*Dk], v [B, T, Hkv*Dv]."""
+        return self.attn_q(x), self.attn_k(x), self.attn_v(x)
+
+    def self_attention(self, x: torch.Tensor, context: ForwardContext) -> torch.Tensor:
+        """Attention sublayer without norms or residual: x [B, T, n_embd] -> [B, T, n_embd]."""
+        batch, n_tokens, _ = x.shape
+        q, k, v = self.project_qkv(x)
+        q = q.view(batch, n_tokens, self.n_head, self.head_dim_k)
+        k = k.view(batch, n_tokens, self.n_head_kv, self.head_dim_k)
+        v = v.view(batch, n_tokens, self.n_head_kv, self.head_dim_v)
+        if hasattr(self, "attn_q_norm"):  # QK-norm over each head, before RoPE
+            q, k = self.attn_q_norm(q), self.attn_k_norm(k)
+        rope = context.rope[self.rope_name]
+        q, k = rope.apply(q), rope.apply(k)
+        keys, values = context.cache.update(self.layer_index, context.slots, context.positions,
+                                            k.transpose(1, 2), v.transpose(1, 2))  # [B, Hkv, L, D]
+        out = grouped_attention(q.transpose(1, 2), keys, values, context.masks[self.window], self.query_scale)
+        return self.attn_output(out.transpose(1, 2).reshape(batch, n_tokens, self.n_head * self.head_dim_v))
+
+    def gated_mlp(self, x: torch.Tensor,
+                  activation: Callable[[torch.Tensor], torch.Tensor] = silu) -> torch.Tensor:
+        """ffn_down(activation(ffn_gate(x)) * ffn_up(x)): [B, T, n_embd] -> [B, T, n_embd]."""
+        return self.ffn_down(activation(self.ffn_gate(x)) * self.ffn_up(x))
+
+    def extra_repr(self) -> str:
+        return f"layer={self.layer_index}, rope={self.rope_name}, window={self.window}"
