@@ -165,6 +165,6 @@ def load(name_or_path: str | os.PathLike | None = None, **options: Any) -> LLM:
     torch.set_num_threads(opts.num_thread if opts.num_thread > 0 else config.default_threads())
     path = resolve_model(name_or_path)
     gguf = GGUFFile(path)
-    tokenizer = Tokenizer.from_metadata(gguf.metadata)
     model, model_config, _ = load_gguf(gguf)
+    tokenizer = Tokenizer.from_metadata(gguf.metadata)
     return LLM(path, model, model_config, gguf, tokenizer, opts, time.perf_counter_ns() - t0)

@@ -14,11 +14,17 @@ GOLDEN_FILES = {
 }
 
 
-def golden(model: str) -> dict:
+def load_golden(model: str) -> dict:
     path = GOLDEN_DIR / GOLDEN_FILES[model]
     if not path.is_file():
         pytest.fail(f"golden file {path} is missing: the tests need ../shared/golden beside the checkout")
     return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session")
+def golden():
+    """golden(model_name) -> the llama.cpp reference data for that model."""
+    return load_golden
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from camelid import quant
+from camelid.kernels.numerics import as_ggml_activations
 
-CHUNK_ELEMENTS = 1 << 22  # dequantize at most ~16 MB of float32 weights at a time
+CHUNK_ELEMENTS = 1 << 22
 
 
 def dequant_rows(weight: torch.Tensor, ggml_type: int, rows: slice | torch.Tensor, n_cols: int) -> torch.Tensor:
@@ -21,6 +22,7 @@ def dequant_rows(weight: torch.Tensor, ggml_type: int, rows: slice | torch.Tenso
 
 def reference_matmul(x: torch.Tensor, weight: torch.Tensor, ggml_type: int, n_out: int, n_in: int) -> torch.Tensor:
     """x [..., n_in] @ W.T -> [..., n_out], W given as raw ggml bytes [n_out, row_bytes]."""
+    x = as_ggml_activations(x, ggml_type)
     step = max(1, CHUNK_ELEMENTS // n_in)
     if step >= n_out:
         return F.linear(x, dequant_rows(weight, ggml_type, slice(None), n_in))
