@@ -29,7 +29,10 @@ class DecoderModel(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.token_embd = nn.Embedding(config.vocab_size, config.n_embd)
+        # An explicit (uninitialized) weight skips reset_parameters: on the meta device normal_() would import
+        # ~800 torch modules (70 MB) for values the loader replaces anyway.
+        self.token_embd = nn.Embedding(config.vocab_size, config.n_embd,
+                                       _weight=torch.empty(config.vocab_size, config.n_embd))
         self.rotary = nn.ModuleDict(self.build_rotary(config))
         self.blk = nn.ModuleList(self.build_block(config, index) for index in range(config.n_layers))
         self.output_norm = RMSNorm(config.n_embd, config.rms_eps)
