@@ -49,18 +49,34 @@ def options_from(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
+def read_piped_stdin(wait: bool) -> str:
+    """Text piped on stdin, as Ollama reads it. With a prompt on the command line, stdin is read only when it
+    already has data (or is at end of file), so an idle inherited pipe never blocks the answer."""
+    if sys.stdin is None or sys.stdin.isatty():
+        return ""
+    if not wait:
+        import select
+
+        try:
+            ready, _, _ = select.select([sys.stdin], [], [], 0.05)
+        except (OSError, ValueError):
+            return ""
+        if not ready:
+            return ""
+    return sys.stdin.read()
+
+
 def run_command(args: argparse.Namespace) -> int:
     import camelid
 
     model_name, prompt = split_words(args.words)
-    if not sys.stdin.isatty():
-        piped = sys.stdin.read()
-        if piped.strip():
-            prompt = piped + ("\n\n" + prompt if prompt else "")
+    piped = read_piped_stdin(wait=not prompt)
+    if piped.strip():
+        prompt = piped + ("\n\n" + prompt if prompt else "")
     options = options_from(args)
     llm = camelid.load(model_name, **options)
     if not prompt:
-        if not sys.stdin.isatty():
+        if sys.stdin is None or not sys.stdin.isatty():
             return 0
         from camelid.cli.repl import Repl
 
