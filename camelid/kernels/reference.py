@@ -1,6 +1,10 @@
-"""The always-correct quantized matmul: dequantize a bounded chunk of rows just in time, then a float32 matmul.
+"""The always-correct quantized matmul: dequantize a bounded chunk of rows just in time, then a matmul.
 
-Slow but exact with respect to the dequantized weights; every fast kernel is tested against it.
+The products are accumulated in float64 and rounded once to float32. With ggml's 8-bit activations every product
+is exact, so each output is the exact value of llama.cpp's block-dot-product formula rounded once — and, above all,
+the same whatever the batch shape: a float32 GEMM rounds differently for 1 row than for n rows, and the next
+layer's activation quantization turns those 1e-7 differences into ~0.3 logits, so decode, batched prefill and
+prefix reuse would disagree. Slow but exact; every fast kernel is tested against it.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import torch.nn.functional as F
 from camelid import quant
 from camelid.kernels.numerics import as_ggml_activations
 
-CHUNK_ELEMENTS = 1 << 22
+CHUNK_ELEMENTS = 1 << 21  # dequantize at most ~16 MB (as float64) of weights at a time
 
 
 def dequant_rows(weight: torch.Tensor, ggml_type: int, rows: slice | torch.Tensor, n_cols: int) -> torch.Tensor:
@@ -22,12 +26,11 @@ def dequant_rows(weight: torch.Tensor, ggml_type: int, rows: slice | torch.Tenso
 
 def reference_matmul(x: torch.Tensor, weight: torch.Tensor, ggml_type: int, n_out: int, n_in: int) -> torch.Tensor:
     """x [..., n_in] @ W.T -> [..., n_out], W given as raw ggml bytes [n_out, row_bytes]."""
-    x = as_ggml_activations(x, ggml_type)
+    x64 = as_ggml_activations(x, ggml_type).double()
     step = max(1, CHUNK_ELEMENTS // n_in)
-    if step >= n_out:
-        return F.linear(x, dequant_rows(weight, ggml_type, slice(None), n_in))
-    out = x.new_empty(*x.shape[:-1], n_out)
+    out = torch.empty(*x.shape[:-1], n_out, dtype=torch.float32)
     for start in range(0, n_out, step):
         stop = min(n_out, start + step)
-        out[..., start:stop] = F.linear(x, dequant_rows(weight, ggml_type, slice(start, stop), n_in))
+        rows = dequant_rows(weight, ggml_type, slice(start, stop), n_in).double()
+        out[..., start:stop] = F.linear(x64, rows)
     return out

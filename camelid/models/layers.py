@@ -156,7 +156,11 @@ def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: t
 
     q [B, H, T, Dk], k [B, Hkv, L, Dk], v [B, Hkv, L, Dv], mask bool [B, 1, T, L] -> [B, H, T, Dv].
     Query head h uses K/V head h // (H / Hkv), as in llama.cpp and HF; K/V are never repeated in memory.
+    Computed in float64 and rounded once, so a query's result does not depend on how many tokens share the pass
+    (see camelid/kernels/reference.py for why that matters).
     """
+    out_dtype = q.dtype
+    q, k, v = q.double(), k.double(), v.double()
     batch, n_head, n_tokens, head_dim = q.shape
     n_kv_heads = k.shape[1]
     group = n_head // n_kv_heads
@@ -164,7 +168,7 @@ def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: t
     if group > 1:
         mask = mask.repeat(1, 1, group, 1)  # [B, 1, group * T, L]
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)  # [B, Hkv, group * T, Dv]
-    return out.reshape(batch, n_head, n_tokens, v.shape[-1])
+    return out.reshape(batch, n_head, n_tokens, v.shape[-1]).to(out_dtype)
 
 
 @dataclass
