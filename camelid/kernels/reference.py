@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from camelid import quant
+from camelid.kernels import numerics
 from camelid.kernels.numerics import as_ggml_activations
 
 CHUNK_ELEMENTS = 1 << 21  # dequantize at most ~16 MB (as float64) of weights at a time
@@ -33,4 +34,6 @@ def reference_matmul(x: torch.Tensor, weight: torch.Tensor, ggml_type: int, n_ou
         stop = min(n_out, start + step)
         rows = dequant_rows(weight, ggml_type, slice(start, stop), n_in).double()
         out[..., start:stop] = F.linear(x64, rows)
+    if numerics.GGML_NUMERICS and ggml_type in numerics.Q8_1_USERS and n_in % 32 == 0:
+        out += numerics.q8_1_min_correction(x, weight, ggml_type, n_out)
     return out
