@@ -54,14 +54,21 @@ def q8_0_roundtrip(x: torch.Tensor) -> torch.Tensor:
     return (q * d.half().float()).reshape(x.shape)
 
 
-def q8_1_min_correction(x: torch.Tensor, weight: torch.Tensor, ggml_type: int, n_out: int) -> torch.Tensor:
-    """What ggml's Q4_1/Q5_1 dot product adds beyond x̃ @ W̃ᵀ: per block it adds m_w * s with s = fp16(d * Σq)
-    stored in the Q8_1 block, where the dequantized product adds m_w * fp16(d) * Σq. Returns [..., n_out] (float64).
-    Measured on SmolLM2's first projection this takes the error against llama.cpp from 2.5e-3 to 8e-7."""
+def q8_1_activations(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Q8_1 blocks of x: the activations they stand for (q * fp16(d), shaped like x) and, per block, how much the
+    sum ggml stores, s = fp16(d * Σq), exceeds fp16(d) * Σq (float64 [..., n_blocks])."""
     q, d = q8_blocks(x)  # [n, 32], [n, 1]
-    stored_sum = (d * q.sum(dim=1, keepdim=True)).half().double()  # s as ggml stores it
-    implied_sum = d.half().double() * q.double().sum(dim=1, keepdim=True)
-    delta = (stored_sum - implied_sum).reshape(*x.shape[:-1], -1)  # [..., n_blocks]
+    d_stored = d.half()
+    stored_sum = (d * q.sum(dim=1, keepdim=True)).half().double()
+    implied_sum = d_stored.double() * q.double().sum(dim=1, keepdim=True)
+    delta = (stored_sum - implied_sum).reshape(*x.shape[:-1], -1)
+    return (q * d_stored.float()).reshape(x.shape), delta
+
+
+def q8_1_min_correction(delta: torch.Tensor, weight: torch.Tensor, ggml_type: int, n_out: int) -> torch.Tensor:
+    """What ggml's Q4_1/Q5_1 dot product adds beyond x̃ @ W̃ᵀ: per block it adds m_w * s where the dequantized
+    product adds m_w * fp16(d) * Σq. `delta` from `q8_1_activations`; returns [..., n_out] (float64). Measured on
+    SmolLM2's first projection this takes the error against llama.cpp from 2.5e-3 to 8e-7."""
     type_size = 20 if ggml_type == T.Q4_1 else 24
     mins = weight.reshape(n_out, -1, type_size)[:, :, 2:4].contiguous().view(torch.float16)  # [n_out, nb, 1]
     return delta @ mins[..., 0].double().T  # [..., n_out]

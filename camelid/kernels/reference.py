@@ -27,13 +27,19 @@ def dequant_rows(weight: torch.Tensor, ggml_type: int, rows: slice | torch.Tenso
 
 def reference_matmul(x: torch.Tensor, weight: torch.Tensor, ggml_type: int, n_out: int, n_in: int) -> torch.Tensor:
     """x [..., n_in] @ W.T -> [..., n_out], W given as raw ggml bytes [n_out, row_bytes]."""
-    x64 = as_ggml_activations(x, ggml_type).double()
+    correction = None
+    if numerics.GGML_NUMERICS and ggml_type in numerics.Q8_1_USERS and n_in % 32 == 0:
+        x_blocks, delta = numerics.q8_1_activations(x)
+        x64 = x_blocks.double()
+        correction = numerics.q8_1_min_correction(delta, weight, ggml_type, n_out)
+    else:
+        x64 = as_ggml_activations(x, ggml_type).double()
     step = max(1, CHUNK_ELEMENTS // n_in)
     out = torch.empty(*x.shape[:-1], n_out, dtype=torch.float32)
     for start in range(0, n_out, step):
         stop = min(n_out, start + step)
         rows = dequant_rows(weight, ggml_type, slice(start, stop), n_in).double()
         out[..., start:stop] = F.linear(x64, rows)
-    if numerics.GGML_NUMERICS and ggml_type in numerics.Q8_1_USERS and n_in % 32 == 0:
-        out += numerics.q8_1_min_correction(x, weight, ggml_type, n_out)
+    if correction is not None:
+        out += correction
     return out
