@@ -7,9 +7,12 @@ tested against the reference.
 
 from __future__ import annotations
 
+from camelid.kernels import native
 from camelid.kernels.layers import QuantEmbedding, QuantLinear
 from camelid.kernels.reference import dequant_rows, reference_matmul
 from camelid.kernels.table import MATMUL, MatmulKernel, matmul, register_matmul
+
+native.register()
 
 __all__ = ["MATMUL", "MatmulKernel", "QuantEmbedding", "QuantLinear", "dequant_rows", "matmul",
            "reference_matmul", "register_matmul"]
