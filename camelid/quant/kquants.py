@@ -86,6 +86,14 @@ class Q3_K(QuantFormat):
         return (dl * q).reshape(n, QK_K)
 
 
+def _sub_block_scales_mins(blocks: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Q4_K/Q5_K header ``d: f16 | dmin: f16 | scales: u8[12]`` -> per sub-block d * sc and dmin * m, [n, 8, 1]."""
+    d = f16_at(blocks, 0)  # [n, 1]
+    dmin = f16_at(blocks, 2)  # [n, 1]
+    sc, mn = _k_scales_mins(blocks[:, 4:16])  # [n, 8] each
+    return (d * sc.float()).reshape(n, 8, 1), (dmin * mn.float()).reshape(n, 8, 1)
+
+
 class Q4_K(QuantFormat):
     """256 elements, 144 bytes: ``d: f16 | dmin: f16 | scales: u8[12] | qs: u8[128]``.
 
@@ -101,11 +109,7 @@ class Q4_K(QuantFormat):
     @classmethod
     def dequantize_blocks(cls, blocks: torch.Tensor) -> torch.Tensor:
         n = cls._n_blocks(blocks)
-        d = f16_at(blocks, 0)  # [n, 1]
-        dmin = f16_at(blocks, 2)  # [n, 1]
-        sc, mn = _k_scales_mins(blocks[:, 4:16])  # [n, 8] each
-        dl = (d * sc.float()).reshape(n, 8, 1)  # [n, 8, 1]
-        ml = (dmin * mn.float()).reshape(n, 8, 1)  # [n, 8, 1]
+        dl, ml = _sub_block_scales_mins(blocks, n)  # [n, 8, 1] each
         q = bit_planes(blocks[:, 16:144].reshape(n, 4, 32), 4).reshape(n, 8, 32).float()  # [n, 8, 32]
         return (dl * q - ml).reshape(n, QK_K)
 
@@ -124,11 +128,7 @@ class Q5_K(QuantFormat):
     @classmethod
     def dequantize_blocks(cls, blocks: torch.Tensor) -> torch.Tensor:
         n = cls._n_blocks(blocks)
-        d = f16_at(blocks, 0)  # [n, 1]
-        dmin = f16_at(blocks, 2)  # [n, 1]
-        sc, mn = _k_scales_mins(blocks[:, 4:16])  # [n, 8] each
-        dl = (d * sc.float()).reshape(n, 8, 1)  # [n, 8, 1]
-        ml = (dmin * mn.float()).reshape(n, 8, 1)  # [n, 8, 1]
+        dl, ml = _sub_block_scales_mins(blocks, n)  # [n, 8, 1] each
         qh = bit_planes(blocks[:, 16:48], 1)  # [n, 8, 32]
         ql = bit_planes(blocks[:, 48:176].reshape(n, 4, 32), 4).reshape(n, 8, 32)  # [n, 8, 32]
         q = (ql | (qh << 4)).float()  # 0..31
