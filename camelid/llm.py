@@ -118,7 +118,7 @@ class LLM:
     def generate_ids(self, ids: list[int], options: Options | None = None) -> Generation:
         opts = options or self.options
         if opts.num_thread > 0:
-            torch.set_num_threads(opts.num_thread)
+            set_threads(opts.num_thread)
 
         def events() -> Iterator[Piece | Done]:
             with self._lock:
@@ -162,9 +162,17 @@ def load(name_or_path: str | os.PathLike | None = None, **options: Any) -> LLM:
 
     t0 = time.perf_counter_ns()
     opts = Options().merged(options)
-    torch.set_num_threads(opts.num_thread if opts.num_thread > 0 else config.default_threads())
+    set_threads(opts.num_thread if opts.num_thread > 0 else config.default_threads())
     path = resolve_model(name_or_path)
     gguf = GGUFFile(path)
     model, model_config, _ = load_gguf(gguf)
     tokenizer = Tokenizer.from_metadata(gguf.metadata)
     return LLM(path, model, model_config, gguf, tokenizer, opts, time.perf_counter_ns() - t0)
+
+
+def set_threads(n: int) -> None:
+    """Compute threads for torch and for the native kernels alike."""
+    from camelid.kernels import native
+
+    torch.set_num_threads(n)
+    native.set_threads(n)

@@ -29,15 +29,10 @@ class KVCache:
         self.values = [torch.zeros(n_slots, n_kv_heads, n_ctx, head_dim_v, dtype=dtype, device=device)
                        for _ in range(n_layers)]
 
-    def update(self, layer: int, slots: torch.Tensor, positions: torch.Tensor, k: torch.Tensor,
-               v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store new keys/values and return the slots' cached keys/values for positions 0..max(positions).
-
-        slots [B] (distinct), positions [B, T] (PADDING_POSITION marks padding),
-        k [B, n_kv_heads, T, head_dim_k], v [B, n_kv_heads, T, head_dim_v]. Returns float32 keys
-        [B, n_kv_heads, L, head_dim_k] and values [B, n_kv_heads, L, head_dim_v] with L = max(positions) + 1;
-        entries past a sequence's own positions hold whatever the slot held before: the caller masks them.
-        """
+    def write(self, layer: int, slots: torch.Tensor, positions: torch.Tensor, k: torch.Tensor,
+              v: torch.Tensor) -> None:
+        """Store new keys/values: slots [B] (distinct), positions [B, T] (PADDING_POSITION marks padding),
+        k [B, n_kv_heads, T, head_dim_k], v [B, n_kv_heads, T, head_dim_v]."""
         keys, values = self.keys[layer], self.values[layer]
         n_keys = int(positions.max()) + 1
         if n_keys > self.n_ctx:
@@ -48,8 +43,19 @@ class KVCache:
         # Advanced indices around a slice: the indexed view is [N, n_kv_heads, head_dim].
         keys[slot_of_token, :, position_of_token] = k.transpose(1, 2)[real].to(self.dtype)
         values[slot_of_token, :, position_of_token] = v.transpose(1, 2)[real].to(self.dtype)
-        return (keys[slots, :, :n_keys].to(torch.float32),  # [B, n_kv_heads, L, head_dim_k]
-                values[slots, :, :n_keys].to(torch.float32))  # [B, n_kv_heads, L, head_dim_v]
+
+    def read(self, layer: int, slots: torch.Tensor, n_keys: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """float32 keys [B, n_kv_heads, n_keys, head_dim_k] and values [B, n_kv_heads, n_keys, head_dim_v] of the
+        slots' positions 0..n_keys-1; entries past a sequence's own positions hold whatever the slot held before:
+        the caller masks them."""
+        return (self.keys[layer][slots, :, :n_keys].to(torch.float32),
+                self.values[layer][slots, :, :n_keys].to(torch.float32))
+
+    def update(self, layer: int, slots: torch.Tensor, positions: torch.Tensor, k: torch.Tensor,
+               v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`write`, then `read` of positions 0..max(positions)."""
+        self.write(layer, slots, positions, k, v)
+        return self.read(layer, slots, int(positions.max()) + 1)
 
     def clear(self, slot: int) -> None:
         """Forget everything a slot holds (zeroes it: stale entries are masked anyway, this is hygiene)."""

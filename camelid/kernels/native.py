@@ -1,10 +1,9 @@
 """Native kernels in plain C (camelid/kernels/csrc), compiled once per machine and called through ctypes.
 
 They reproduce ggml's CPU arithmetic operation for operation, so their results are bit-identical to llama.cpp's
-(measured on llama.cpp's own intermediate tensors), and they are independent of the batch shape: every output is
-one dot product computed the same way whatever else is in the batch. The library is built with the system C
-compiler into camelid's data folder the first time it is needed; without a compiler or without AVX2/FMA/F16C, or
-with `CAMELID_NATIVE=0`, the torch reference path is used instead.
+(measured on llama.cpp's own intermediate tensors): the Q4_1 and Q8_0 matmuls, attention over the fp16 KV cache,
+and SwiGLU. The library is built with the system C compiler into camelid's data folder the first time it is needed;
+without a compiler or without AVX2/FMA/F16C, or with `CAMELID_NATIVE=0`, the torch reference paths are used.
 """
 
 from __future__ import annotations
@@ -25,28 +24,43 @@ from camelid.kernels import numerics
 from camelid.kernels.reference import reference_matmul
 
 log = logging.getLogger("camelid")
-SOURCES = sorted((Path(__file__).parent / "csrc").glob("*.c"))
+SOURCE_DIR = Path(__file__).parent / "csrc"
 FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp", "-ffp-contract=off", "-shared", "-fPIC"]
-Q8_1_BLOCK_BYTES = 36
+ACTIVATION_BLOCK_BYTES = {T.Q4_1: 36, T.Q8_0: 34}  # Q8_1 / Q8_0 block per 32 activations
+
+_i64, _ptr = ctypes.c_int64, ctypes.c_void_p
+SIGNATURES = {
+    "camelid_matmul_q4_1": [_ptr, _ptr, _ptr, _i64, _i64, _i64, _ptr],
+    "camelid_matmul_q8_0": [_ptr, _ptr, _ptr, _i64, _i64, _i64, _ptr],
+    "camelid_swiglu": [_ptr, _ptr, _ptr, _i64, _i64],
+    "camelid_attention_f16": [_ptr, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, _i64, _i64, _i64, _i64, _i64,
+                              _i64, ctypes.c_float, ctypes.c_int, _ptr],
+    "camelid_set_threads": [ctypes.c_int],
+}
 
 _library: ctypes.CDLL | None = None
 _tried = False
+
+
+def _sources() -> list[Path]:
+    return sorted(SOURCE_DIR.glob("*.c"))
 
 
 def _build() -> Path | None:
     compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     if compiler is None:
         return None
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in SOURCES) + " ".join(FLAGS).encode()).hexdigest()[:16]
+    inputs = sorted(SOURCE_DIR.glob("*.[ch]"))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in inputs) + " ".join(FLAGS).encode()).hexdigest()[:16]
     target = config.home_dir() / "kernels" / f"camelid_kernels_{digest}.so"
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.tmp")
-    result = subprocess.run([compiler, *FLAGS, *map(str, SOURCES), "-o", str(partial), "-lm"],
+    result = subprocess.run([compiler, *FLAGS, f"-I{SOURCE_DIR}", *map(str, _sources()), "-o", str(partial), "-lm"],
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        log.warning("native kernels not built (%s); using the torch path", result.stderr.strip()[:200])
+        log.warning("native kernels not built (%s); using the torch path", result.stderr.strip()[:300])
         return None
     os.replace(partial, target)
     return target
@@ -67,30 +81,85 @@ def library() -> ctypes.CDLL | None:
         lib = ctypes.CDLL(str(path))
         if not lib.camelid_has_avx2():
             return None
-    except OSError as err:
+        for name, argtypes in SIGNATURES.items():
+            getattr(lib, name).argtypes = argtypes
+    except (OSError, AttributeError) as err:
         log.warning("native kernels unavailable (%s); using the torch path", err)
         return None
-    lib.camelid_matmul_q4_1.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
-                                        ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int]
+    lib.camelid_set_threads(torch.get_num_threads())
     _library = lib
     return lib
 
 
-def matmul_q4_1(x: torch.Tensor, weight: torch.Tensor, ggml_type: int, n_out: int, n_in: int) -> torch.Tensor:
-    """x [..., n_in] @ W.T for a Q4_1 weight, bit-exact with llama.cpp; the reference path in float32 numerics."""
+def active() -> ctypes.CDLL | None:
+    """The library when ggml's numerics are wanted and it can run here, else None."""
+    return library() if numerics.GGML_NUMERICS else None
+
+
+def set_threads(n: int) -> None:
+    """Threads for the native kernels (OpenMP), kept equal to torch's."""
     lib = library()
-    if lib is None or not numerics.GGML_NUMERICS or n_in % 32:
+    if lib is not None and n > 0:
+        lib.camelid_set_threads(n)
+
+
+def _ptr_of(t: torch.Tensor) -> int:
+    return t.data_ptr()
+
+
+def matmul_blocks(x: torch.Tensor, weight: torch.Tensor, ggml_type: int, n_out: int, n_in: int) -> torch.Tensor:
+    """x [..., n_in] @ W.T for a Q4_1 or Q8_0 weight, bit-exact with llama.cpp; else the reference path."""
+    lib = active()
+    if lib is None or n_in % 32:
         return reference_matmul(x, weight, ggml_type, n_out, n_in)
     rows = x.reshape(-1, n_in).to(torch.float32).contiguous()
     out = torch.empty(rows.shape[0], n_out, dtype=torch.float32)
-    scratch = torch.empty(rows.shape[0] * (n_in // 32) * Q8_1_BLOCK_BYTES, dtype=torch.uint8)
-    lib.camelid_matmul_q4_1(rows.data_ptr(), weight.data_ptr(), out.data_ptr(), rows.shape[0], n_in, n_out,
-                            scratch.data_ptr(), 0)
+    scratch = torch.empty(rows.shape[0] * (n_in // 32) * ACTIVATION_BLOCK_BYTES[ggml_type], dtype=torch.uint8)
+    kernel = lib.camelid_matmul_q4_1 if ggml_type == T.Q4_1 else lib.camelid_matmul_q8_0
+    kernel(_ptr_of(rows), _ptr_of(weight), _ptr_of(out), rows.shape[0], n_in, n_out, _ptr_of(scratch))
     return out.reshape(*x.shape[:-1], n_out)
+
+
+matmul_q4_1 = matmul_blocks  # the name the first native kernel had
+
+
+def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor | None:
+    """silu(gate) * up as ggml_vec_swiglu_f32 computes it, or None when the native path is not available."""
+    lib = active()
+    if lib is None or gate.dtype != torch.float32 or up.dtype != torch.float32:
+        return None
+    gate, up = gate.contiguous(), up.contiguous()
+    out = torch.empty_like(gate)
+    n = gate.shape[-1]
+    lib.camelid_swiglu(_ptr_of(gate), _ptr_of(up), _ptr_of(out), gate.numel() // n, n)
+    return out
+
+
+def attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, slots: torch.Tensor,
+              positions: torch.Tensor, n_keys: int, window: int | None, scale: float) -> torch.Tensor | None:
+    """llama.cpp's attention over an fp16 cache, or None when the native path is not available.
+
+    q [B, T, H, Dk] (roped), keys/values the whole cache of one layer [n_slots, Hkv, n_ctx, D] fp16,
+    slots [B], positions [B, T] (-1 = padding). Returns [B, T, H, Dv] float32.
+    """
+    lib = active()
+    if lib is None or keys.dtype != torch.float16 or values.dtype != torch.float16:
+        return None
+    batch, n_tokens, n_head, head_dim_k = q.shape
+    n_kv_heads, n_ctx, head_dim_v = keys.shape[1], keys.shape[2], values.shape[3]
+    q = q.to(torch.float32).contiguous()
+    slots = slots.to(torch.int64).contiguous()
+    positions = positions.to(torch.int64).contiguous()
+    out = torch.empty(batch, n_tokens, n_head, head_dim_v, dtype=torch.float32)
+    lib.camelid_attention_f16(_ptr_of(q), _ptr_of(keys), _ptr_of(values), _ptr_of(slots), _ptr_of(positions),
+                              batch, n_tokens, n_head, n_kv_heads, head_dim_k, head_dim_v, n_ctx, n_keys,
+                              window or 0, scale, int(batch * n_tokens > 1), _ptr_of(out))
+    return out
 
 
 def register() -> None:
     """Install the native kernels in the kernel table (they fall back by themselves where they cannot run)."""
     from camelid.kernels.table import register_matmul
 
-    register_matmul(T.Q4_1, matmul_q4_1)
+    register_matmul(T.Q4_1, matmul_blocks)
+    register_matmul(T.Q8_0, matmul_blocks)

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from camelid.models.config import ModelConfig
-from camelid.models.layers import DecoderBlock, ForwardContext, RMSNorm, RotaryEmbedding, attention_mask
+from camelid.models.layers import DecoderBlock, ForwardContext, RMSNorm, RotaryEmbedding
 
 if TYPE_CHECKING:
     from camelid.engine.kv_cache import KVCache
@@ -49,12 +49,9 @@ class DecoderModel(nn.Module):
 
     def forward_context(self, positions: torch.Tensor, cache: KVCache, slots: torch.Tensor) -> ForwardContext:
         """Masks and RoPE tables computed once per forward pass and shared by all layers."""
-        n_keys = int(positions.max()) + 1
-        windows = {block.window for block in self.blk}
         return ForwardContext(
             positions=positions, slots=slots, cache=cache,
-            rope={name: rotary.tables(positions, cache.n_ctx) for name, rotary in self.rotary.items()},
-            masks={window: attention_mask(positions, n_keys, window) for window in windows})
+            rope={name: rotary.tables(positions, cache.n_ctx) for name, rotary in self.rotary.items()})
 
     def hidden_states(self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache,
                       slots: torch.Tensor) -> torch.Tensor:

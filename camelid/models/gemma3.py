@@ -17,7 +17,7 @@ from torch import nn
 
 from camelid.models.base import DecoderModel
 from camelid.models.config import ModelConfig
-from camelid.models.layers import DecoderBlock, ForwardContext, RMSNorm, RotaryEmbedding, gelu_tanh
+from camelid.models.layers import DecoderBlock, ForwardContext, RMSNorm, RotaryEmbedding, geglu
 from camelid.models.registry import register
 
 DEFAULT_GLOBAL_EVERY = 6  # llama.cpp set_swa_pattern(6): layer il is global iff il % 6 == 5
@@ -47,7 +47,7 @@ class Gemma3Block(DecoderBlock):
 
     def forward(self, x: torch.Tensor, context: ForwardContext) -> torch.Tensor:  # [B, T, n_embd]
         h = x + self.post_attention_norm(self.self_attention(self.attn_norm(x), context))
-        return h + self.post_ffw_norm(self.gated_mlp(self.ffn_norm(h), gelu_tanh))
+        return h + self.post_ffw_norm(self.gated_mlp(self.ffn_norm(h), geglu))
 
 
 def local_layers(config: ModelConfig) -> list[bool]:

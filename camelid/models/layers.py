@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from camelid.kernels import numerics
+from camelid.kernels.activations import geglu, gelu_tanh, swiglu  # noqa: F401  (re-exported for the models)
+from camelid.kernels.attention import attend, attention_mask, grouped_attention  # noqa: F401
 from camelid.models.config import ModelConfig
 
 if TYPE_CHECKING:
@@ -160,38 +160,6 @@ class RotaryEmbedding(nn.Module):
 
 # --- attention ----------------------------------------------------------------------------------------------
 
-def attention_mask(positions: torch.Tensor, n_keys: int, window: int | None) -> torch.Tensor:
-    """bool [B, 1, T, n_keys]: key position j is visible to a query at position p iff j <= p and, with a
-    sliding window, p - j < window. Padding queries (p < 0) see every key, only to keep softmax finite."""
-    keys = torch.arange(n_keys, device=positions.device)  # [L]
-    query = positions[:, None, :, None]  # [B, 1, T, 1]
-    visible = keys <= query
-    if window is not None:
-        visible &= query - keys < window
-    return visible | (query < 0)
-
-
-def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor,
-                      scale: float) -> torch.Tensor:
-    """Scaled dot-product attention where each K/V head serves n_head / n_kv_heads query heads.
-
-    q [B, H, T, Dk], k [B, Hkv, L, Dk], v [B, Hkv, L, Dv], mask bool [B, 1, T, L] -> [B, H, T, Dv].
-    Query head h uses K/V head h // (H / Hkv), as in llama.cpp and HF; K/V are never repeated in memory.
-    Computed in float64 and rounded once, so a query's result does not depend on how many tokens share the pass
-    (see camelid/kernels/reference.py for why that matters).
-    """
-    out_dtype = q.dtype
-    q, k, v = q.double(), k.double(), v.double()
-    batch, n_head, n_tokens, head_dim = q.shape
-    n_kv_heads = k.shape[1]
-    group = n_head // n_kv_heads
-    q = q.reshape(batch, n_kv_heads, group * n_tokens, head_dim)  # rows ordered (group member, token)
-    if group > 1:
-        mask = mask.repeat(1, 1, group, 1)  # [B, 1, group * T, L]
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)  # [B, Hkv, group * T, Dv]
-    return out.reshape(batch, n_head, n_tokens, v.shape[-1]).to(out_dtype)
-
-
 @dataclass
 class ForwardContext:
     """What every layer of one forward pass shares: where the tokens go, their masks and rotations."""
@@ -200,16 +168,13 @@ class ForwardContext:
     slots: torch.Tensor  # [B] int64 cache slot of each sequence
     cache: KVCache
     rope: dict[str, RopeTables]  # by rotary name ("default", "global", "local", ...)
-    masks: dict[int | None, torch.Tensor]  # by sliding window (None = full causal): bool [B, 1, T, L]
+    masks: dict[int | None, torch.Tensor] = field(default_factory=dict)  # by sliding window, made on demand
 
-
-def silu(x: torch.Tensor) -> torch.Tensor:
-    return F.silu(x)
-
-
-def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
-    """GELU, tanh approximation, as ggml evaluates it (see camelid.kernels.numerics.gelu_tanh)."""
-    return numerics.gelu_tanh(x)
+    def mask(self, window: int | None) -> torch.Tensor:
+        """bool [B, 1, T, L] visibility for the torch attention path (None = full causal), built once per pass."""
+        if window not in self.masks:
+            self.masks[window] = attention_mask(self.positions, int(self.positions.max()) + 1, window)
+        return self.masks[window]
 
 
 class DecoderBlock(nn.Module):
@@ -240,15 +205,16 @@ class DecoderBlock(nn.Module):
             q, k = self.attn_q_norm(q), self.attn_k_norm(k)
         rope = context.rope[self.rope_name]
         q, k = rope.apply(q), rope.apply(k)
-        keys, values = context.cache.update(self.layer_index, context.slots, context.positions,
-                                            k.transpose(1, 2), v.transpose(1, 2))  # [B, Hkv, L, D]
-        out = grouped_attention(q.transpose(1, 2), keys, values, context.masks[self.window], self.query_scale)
-        return self.attn_output(out.transpose(1, 2).reshape(batch, n_tokens, self.n_head * self.head_dim_v))
+        context.cache.write(self.layer_index, context.slots, context.positions, k.transpose(1, 2),
+                            v.transpose(1, 2))
+        out = attend(q, context.cache, self.layer_index, context.slots, context.positions, self.window,
+                     self.query_scale, context.mask)  # [B, T, H, Dv]
+        return self.attn_output(out.reshape(batch, n_tokens, self.n_head * self.head_dim_v))
 
     def gated_mlp(self, x: torch.Tensor,
-                  activation: Callable[[torch.Tensor], torch.Tensor] = silu) -> torch.Tensor:
-        """ffn_down(activation(ffn_gate(x)) * ffn_up(x)): [B, T, n_embd] -> [B, T, n_embd]."""
-        return self.ffn_down(activation(self.ffn_gate(x)) * self.ffn_up(x))
+                  glu: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = swiglu) -> torch.Tensor:
+        """ffn_down(glu(ffn_gate(x), ffn_up(x))), glu(g, u) = activation(g) * u: [B, T, n_embd] -> [B, T, n_embd]."""
+        return self.ffn_down(glu(self.ffn_gate(x), self.ffn_up(x)))
 
     def extra_repr(self) -> str:
         return f"layer={self.layer_index}, rope={self.rope_name}, window={self.window}"

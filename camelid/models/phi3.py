@@ -16,7 +16,7 @@ from torch import nn
 
 from camelid.models.base import DecoderModel
 from camelid.models.config import ModelConfig
-from camelid.models.layers import DecoderBlock, ForwardContext, RMSNorm, silu
+from camelid.models.layers import DecoderBlock, ForwardContext, RMSNorm, swiglu
 from camelid.models.registry import register
 
 
@@ -43,7 +43,7 @@ class Phi3Block(DecoderBlock):
 
     def fused_gated_mlp(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, n_embd] -> [B, T, n_embd]
         gate, up = self.ffn_up(x).chunk(2, dim=-1)  # each [B, T, n_ff]
-        return self.ffn_down(silu(gate) * up)
+        return self.ffn_down(swiglu(gate, up))
 
     def forward(self, x: torch.Tensor, context: ForwardContext) -> torch.Tensor:  # [B, T, n_embd]
         h = x + self.self_attention(self.attn_norm(x), context)

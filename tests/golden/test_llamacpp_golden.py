@@ -95,15 +95,24 @@ def greedy_agreement(llm: camelid.LLM, prompt: dict) -> int:
     return agreed
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "check C not met yet (issue 2 stays open): llama.cpp quantizes activations to 8 bits, so its logits move by "
-    "~0.3 under 1e-6 perturbations and near-ties (gaps 0.02-0.3) are decided by its exact float order; matching "
-    "48 greedy tokens needs bit-exact ggml dot products (next step: C kernels that replicate them)"))
-def test_greedy_continuations(loaded: tuple[str, camelid.LLM], golden) -> None:
-    name, llm = loaded
+def check_greedy(name: str, golden) -> None:
+    llm = camelid.load(name)
     for index, prompt in enumerate(golden(name)["prompts"]):
         agreed = greedy_agreement(llm, prompt)
         GREEDY_RESULTS[(name, index)] = agreed == len(prompt["greedy_ids"])
         print(f"\n{name} prompt {index}: {agreed}/{len(prompt['greedy_ids'])} greedy tokens equal llama.cpp's")
-    # across both models (the results accumulate over the parametrized runs) at most one prompt may differ
+
+
+def test_greedy_continuations_smollm2(golden) -> None:
+    """SmolLM2 runs on kernels that follow ggml bit for bit (Q4_1, Q8_0, attention, SwiGLU): all three agree."""
+    check_greedy("smollm2:135m", golden)
+    assert all(ok for (name, _), ok in GREEDY_RESULTS.items() if name == "smollm2:135m")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "check C not met yet for Gemma-3 (issue 2 stays open): its Q4_K/Q6_K/Q5_0 matmuls and GEGLU do not yet follow "
+    "ggml's float order bit for bit, and llama.cpp's 8-bit activations turn 1-ulp differences into ~0.3 logits"))
+def test_greedy_continuations_gemma3(golden) -> None:
+    check_greedy("gemma3:270m", golden)
+    # check C counts both models together: at most one of the six prompts may differ
     assert sum(not ok for ok in GREEDY_RESULTS.values()) <= 1

@@ -43,3 +43,77 @@ def test_float32_numerics_bypass_native() -> None:
     with numerics.float32_numerics():
         y = layer(x)
         assert torch.equal(y, reference_matmul(x, layer.weight, T.Q4_1, 16, 64))
+
+
+def q8_0_layer(n_out: int, n_in: int, seed: int) -> QuantLinear:
+    gen = torch.Generator().manual_seed(seed)
+    raw = quantize_reference(torch.randn(n_out, n_in, generator=gen).numpy(), T.Q8_0).reshape(n_out, -1)
+    return QuantLinear(torch.from_numpy(raw), T.Q8_0, n_in, n_out)
+
+
+@needs_native
+def test_native_q8_0_matches_block_formula() -> None:
+    layer = q8_0_layer(48, 320, 6)
+    x = torch.randn(3, 320, generator=torch.Generator().manual_seed(7))
+    native_out = native.matmul_blocks(x, layer.weight, T.Q8_0, 48, 320)
+    exact = reference_matmul(x, layer.weight, T.Q8_0, 48, 320)
+    assert (native_out - exact).abs().max() < 1e-4
+    assert not torch.equal(native_out, exact)
+    assert torch.equal(layer(x)[1:2], layer(x[1:2]))  # a row's result does not depend on the others
+
+
+@needs_native
+def test_native_swiglu_is_silu_times_up() -> None:
+    gen = torch.Generator().manual_seed(8)
+    gate, up = torch.randn(3, 100, generator=gen) * 6, torch.randn(3, 100, generator=gen)  # 100: a scalar tail
+    out = native.swiglu(gate, up)
+    expected = (gate.double() / (1 + torch.exp(-gate.double())) * up.double()).float()
+    assert out is not None and out.shape == gate.shape
+    assert torch.allclose(out, expected, rtol=4e-7, atol=1e-30)
+    with numerics.float32_numerics():
+        assert native.swiglu(gate, up) is None  # plain float32 numerics take the torch path
+
+
+def random_cache(n_slots: int, n_kv_heads: int, n_ctx: int, dim: int, seed: int) -> tuple[torch.Tensor, ...]:
+    gen = torch.Generator().manual_seed(seed)
+    keys = torch.randn(n_slots, n_kv_heads, n_ctx, dim, generator=gen).half()
+    values = torch.randn(n_slots, n_kv_heads, n_ctx, dim, generator=gen).half()
+    return keys, values
+
+
+@needs_native
+@pytest.mark.parametrize("window", [None, 3])
+@pytest.mark.parametrize("n_tokens", [1, 4])
+def test_native_attention_matches_float64(window: int | None, n_tokens: int) -> None:
+    from camelid.kernels.attention import attention_mask, grouped_attention
+
+    keys, values = random_cache(3, 2, 40, 32, 9)
+    gen = torch.Generator().manual_seed(10)
+    q = torch.randn(2, n_tokens, 6, 32, generator=gen)  # 6 query heads share 2 KV heads
+    positions = torch.tensor([[7 + t for t in range(n_tokens)], [20 + t for t in range(n_tokens)]])
+    if n_tokens > 1:
+        positions[1, -1] = -1  # one padding token
+    slots = torch.tensor([2, 0])
+    n_keys = int(positions.max()) + 1
+    out = native.attention(q, keys, values, slots, positions, n_keys, window, 0.3)
+    mask = attention_mask(positions, n_keys, window)
+    expected = grouped_attention(q.transpose(1, 2), keys[slots, :, :n_keys].float(),
+                                 values[slots, :, :n_keys].float(), mask, 0.3).transpose(1, 2)
+    real = positions >= 0
+    assert out is not None and out.shape == (2, n_tokens, 6, 32)
+    assert (out[real] - expected[real]).abs().max() < 5e-3  # q and the probabilities pass through fp16, as in ggml
+    assert torch.equal(out[~real], torch.zeros_like(out[~real]))
+
+
+@needs_native
+def test_native_attention_orders_differ_as_ggml_does() -> None:
+    """One token alone uses ggml_vec_dot_f16's order, two or more tinyBLAS's: the same query can round differently."""
+    keys, values = random_cache(1, 1, 300, 64, 11)
+    gen = torch.Generator().manual_seed(12)
+    q = torch.randn(1, 2, 1, 64, generator=gen)
+    positions, slots = torch.tensor([[298, 299]]), torch.tensor([0])
+    pair = native.attention(q, keys, values, slots, positions, 300, None, 0.125)
+    alone = native.attention(q[:, 1:], keys, values, slots, positions[:, 1:], 300, None, 0.125)
+    assert pair is not None and alone is not None
+    assert (pair[:, 1:] - alone).abs().max() < 1e-5
+    assert not torch.equal(pair[:, 1:], alone)

@@ -1,0 +1,111 @@
+/* Matmuls of the legacy block formats (Q4_1, Q8_0) with ggml's CPU arithmetic, operation for operation, so their
+ * results are bit-identical to llama.cpp's. Plain C with x86 intrinsics, called through ctypes.
+ *
+ * ggml's order, which is what makes the result exact rather than merely close (vec_dot_q4_1_q8_1 and
+ * vec_dot_q8_0_q8_0 on AVX2, and llamafile's tinyBLAS for Q8_0, compute the same thing):
+ *   activations -> 8-bit blocks of 32 (ggml_common.h); Q8_1 also keeps s = fp16(d * sum q)
+ *   per block:   8 float lanes, lane i = int sum of the products of elements 4i..4i+3,
+ *                acc = fma(fp16(d_w) * fp16(d_a), lanes, acc);  Q4_1 also: mins += fp16(m_w) * fp16(s_a)
+ *   per row:     hsum_float_8(acc) (+ mins)
+ */
+#include "ggml_common.h"
+
+typedef struct { uint16_t d, m; uint8_t qs[16]; } block_q4_1; /* 20 bytes */
+
+void camelid_quantize_q8_1(const float *x, block_q8_1 *y, int64_t n) {
+    for (int64_t b = 0; b < n / 32; ++b, x += 32) {
+        float d;
+        const int sum = quantize_block_q8(x, y[b].qs, &d);
+        y[b].d = float_to_half(d);
+        y[b].s = float_to_half(d * (float) sum);
+    }
+}
+
+void camelid_quantize_q8_0(const float *x, block_q8_0 *y, int64_t n) {
+    for (int64_t b = 0; b < n / 32; ++b, x += 32) {
+        float d;
+        quantize_block_q8(x, y[b].qs, &d);
+        y[b].d = float_to_half(d);
+    }
+}
+
+/* 8 lanes of int sums of 4 products each, unsigned 0..15 nibbles times signed bytes */
+static inline __m256 lanes_u4_s8(__m256i qw, __m256i qa) {
+    const __m256i pairs = _mm256_maddubs_epi16(qw, qa);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+
+/* the same for two signed byte vectors (ggml's sign trick keeps maddubs' first operand unsigned) */
+static inline __m256 lanes_s8_s8(__m256i x, __m256i y) {
+    return lanes_u4_s8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+}
+
+static float dot_q4_1_q8_1(int64_t n_blocks, const block_q4_1 *x, const block_q8_1 *y) {
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+        mins += half_to_float(x[b].m) * half_to_float(y[b].s);
+        const __m256 scale = _mm256_set1_ps(half_to_float(x[b].d) * half_to_float(y[b].d));
+        const __m128i packed = _mm_loadu_si128((const __m128i *) x[b].qs);
+        __m256i qw = _mm256_insertf128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
+        qw = _mm256_and_si256(low_nibbles, qw); /* elements 0..15 low nibbles, 16..31 high nibbles */
+        const __m256i qa = _mm256_loadu_si256((const __m256i *) y[b].qs);
+        acc = _mm256_fmadd_ps(scale, lanes_u4_s8(qw, qa), acc);
+    }
+    return hsum_float_8(acc) + mins;
+}
+
+static float dot_q8_0_q8_0(int64_t n_blocks, const block_q8_0 *x, const block_q8_0 *y) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n_blocks; ++b) {
+        const __m256 scale = _mm256_set1_ps(half_to_float(x[b].d) * half_to_float(y[b].d));
+        const __m256i qw = _mm256_loadu_si256((const __m256i *) x[b].qs);
+        const __m256i qa = _mm256_loadu_si256((const __m256i *) y[b].qs);
+        acc = _mm256_fmadd_ps(scale, lanes_s8_s8(qw, qa), acc);
+    }
+    return hsum_float_8(acc);
+}
+
+/* out[t, o] = dot(W row o, x row t); x [n_tokens, n_in] float32, W [n_out, n_in/32 blocks], out [n_tokens, n_out];
+ * scratch holds n_tokens * n_in/32 activation blocks */
+void camelid_matmul_q4_1(const float *x, const void *weight, float *out, int64_t n_tokens, int64_t n_in,
+                         int64_t n_out, void *scratch) {
+    block_q8_1 *xq = (block_q8_1 *) scratch;
+    const int64_t n_blocks = n_in / 32;
+    for (int64_t t = 0; t < n_tokens; ++t) camelid_quantize_q8_1(x + t * n_in, xq + t * n_blocks, n_in);
+    const block_q4_1 *w = (const block_q4_1 *) weight;
+    #pragma omp parallel for schedule(static)
+    for (int64_t o = 0; o < n_out; ++o)
+        for (int64_t t = 0; t < n_tokens; ++t)
+            out[t * n_out + o] = dot_q4_1_q8_1(n_blocks, w + o * n_blocks, xq + t * n_blocks);
+}
+
+void camelid_matmul_q8_0(const float *x, const void *weight, float *out, int64_t n_tokens, int64_t n_in,
+                         int64_t n_out, void *scratch) {
+    block_q8_0 *xq = (block_q8_0 *) scratch;
+    const int64_t n_blocks = n_in / 32;
+    for (int64_t t = 0; t < n_tokens; ++t) camelid_quantize_q8_0(x + t * n_in, xq + t * n_blocks, n_in);
+    const block_q8_0 *w = (const block_q8_0 *) weight;
+    #pragma omp parallel for schedule(static)
+    for (int64_t o = 0; o < n_out; ++o)
+        for (int64_t t = 0; t < n_tokens; ++t)
+            out[t * n_out + o] = dot_q8_0_q8_0(n_blocks, w + o * n_blocks, xq + t * n_blocks);
+}
+
+int camelid_has_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+void camelid_set_threads(int n) {
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#else
+    (void) n;
+#endif
+}
