@@ -20,5 +20,6 @@ def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
 
 
 def geglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
-    """gelu_tanh(gate) * up."""
-    return numerics.gelu_tanh(gate) * up
+    """gelu_tanh(gate) * up; with ggml numerics through ggml_vec_geglu_f32's table (native kernel)."""
+    out = native.geglu(gate, up)
+    return out if out is not None else numerics.gelu_tanh(gate) * up

@@ -1,8 +1,8 @@
 """Native kernels in plain C (camelid/kernels/csrc), compiled once per machine and called through ctypes.
 
 They reproduce ggml's CPU arithmetic operation for operation, so their results are bit-identical to llama.cpp's
-(measured on llama.cpp's own intermediate tensors): the Q4_1 and Q8_0 matmuls, attention over the fp16 KV cache,
-and SwiGLU. The library is built with the system C compiler into camelid's data folder the first time it is needed;
+(measured on llama.cpp's own intermediate tensors): the Q4_0/Q4_1/Q5_0/Q8_0 matmuls, attention over the fp16 KV
+cache, SwiGLU and GEGLU. The library is built with the system C compiler into camelid's data folder the first time it is needed;
 without a compiler or without AVX2/FMA/F16C, or with `CAMELID_NATIVE=0`, the torch reference paths are used.
 """
 
@@ -26,16 +26,19 @@ from camelid.kernels.reference import reference_matmul
 log = logging.getLogger("camelid")
 SOURCE_DIR = Path(__file__).parent / "csrc"
 FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp", "-ffp-contract=off", "-shared", "-fPIC"]
-ACTIVATION_BLOCK_BYTES = {T.Q4_1: 36, T.Q8_0: 34}  # Q8_1 / Q8_0 block per 32 activations
+ACTIVATION_BLOCK_BYTES = {T.Q4_1: 36, T.Q4_0: 34, T.Q5_0: 34, T.Q8_0: 34}  # Q8_1 / Q8_0 block per 32 values
 
 _i64, _ptr = ctypes.c_int64, ctypes.c_void_p
 SIGNATURES = {
     "camelid_matmul_q4_1": [_ptr, _ptr, _ptr, _i64, _i64, _i64, _ptr],
-    "camelid_matmul_q8_0": [_ptr, _ptr, _ptr, _i64, _i64, _i64, _ptr],
+    "camelid_matmul_q0": [_ptr, _ptr, _ptr, _i64, _i64, _i64, _ptr, ctypes.c_int],
     "camelid_swiglu": [_ptr, _ptr, _ptr, _i64, _i64],
+    "camelid_geglu": [_ptr, _ptr, _ptr, _i64, _i64],
     "camelid_attention_f16": [_ptr, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, _i64, _i64, _i64, _i64, _i64,
                               _i64, ctypes.c_float, ctypes.c_int, _ptr],
     "camelid_set_threads": [ctypes.c_int],
+    "camelid_rope_tables": [_ptr, _i64, ctypes.c_int, ctypes.c_float, ctypes.c_float, _ptr, ctypes.c_float,
+                            ctypes.c_float, ctypes.c_int, ctypes.c_float, ctypes.c_float, _ptr, _ptr],
 }
 
 _library: ctypes.CDLL | None = None
@@ -108,31 +111,43 @@ def _ptr_of(t: torch.Tensor) -> int:
 
 
 def matmul_blocks(x: torch.Tensor, weight: torch.Tensor, ggml_type: int, n_out: int, n_in: int) -> torch.Tensor:
-    """x [..., n_in] @ W.T for a Q4_1 or Q8_0 weight, bit-exact with llama.cpp; else the reference path."""
+    """x [..., n_in] @ W.T for a Q4_0, Q4_1, Q5_0 or Q8_0 weight, bit-exact with llama.cpp; else the reference path."""
     lib = active()
     if lib is None or n_in % 32:
         return reference_matmul(x, weight, ggml_type, n_out, n_in)
     rows = x.reshape(-1, n_in).to(torch.float32).contiguous()
     out = torch.empty(rows.shape[0], n_out, dtype=torch.float32)
     scratch = torch.empty(rows.shape[0] * (n_in // 32) * ACTIVATION_BLOCK_BYTES[ggml_type], dtype=torch.uint8)
-    kernel = lib.camelid_matmul_q4_1 if ggml_type == T.Q4_1 else lib.camelid_matmul_q8_0
-    kernel(_ptr_of(rows), _ptr_of(weight), _ptr_of(out), rows.shape[0], n_in, n_out, _ptr_of(scratch))
+    args = (_ptr_of(rows), _ptr_of(weight), _ptr_of(out), rows.shape[0], n_in, n_out, _ptr_of(scratch))
+    if ggml_type == T.Q4_1:
+        lib.camelid_matmul_q4_1(*args)
+    else:
+        lib.camelid_matmul_q0(*args, int(ggml_type))
     return out.reshape(*x.shape[:-1], n_out)
 
 
 matmul_q4_1 = matmul_blocks  # the name the first native kernel had
 
 
-def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor | None:
-    """silu(gate) * up as ggml_vec_swiglu_f32 computes it, or None when the native path is not available."""
+def _glu(kernel_name: str, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor | None:
     lib = active()
     if lib is None or gate.dtype != torch.float32 or up.dtype != torch.float32:
         return None
     gate, up = gate.contiguous(), up.contiguous()
     out = torch.empty_like(gate)
     n = gate.shape[-1]
-    lib.camelid_swiglu(_ptr_of(gate), _ptr_of(up), _ptr_of(out), gate.numel() // n, n)
+    getattr(lib, kernel_name)(_ptr_of(gate), _ptr_of(up), _ptr_of(out), gate.numel() // n, n)
     return out
+
+
+def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor | None:
+    """silu(gate) * up as ggml_vec_swiglu_f32 computes it, or None when the native path is not available."""
+    return _glu("camelid_swiglu", gate, up)
+
+
+def geglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor | None:
+    """gelu_tanh(gate) * up as ggml_vec_geglu_f32 computes it (its fp16 table), or None without the native path."""
+    return _glu("camelid_geglu", gate, up)
 
 
 def attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, slots: torch.Tensor,
@@ -157,9 +172,28 @@ def attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, slots: 
     return out
 
 
+def rope_tables(positions: torch.Tensor, n_rot: int, base: float, freq_scale: float,
+                factors: torch.Tensor | None, yarn: bool, attn_factor: float, original_context: int,
+                beta_fast: float, beta_slow: float) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """cos, sin [*positions.shape, n_rot/2] as ggml_rope_cache_init computes them (the C library's powf, cosf,
+    sinf), or None without the native path."""
+    lib = active()
+    if lib is None:
+        return None
+    flat = positions.reshape(-1).to(torch.int64).contiguous()
+    half = n_rot // 2
+    cos = torch.empty(flat.numel(), half, dtype=torch.float32)
+    sin = torch.empty_like(cos)
+    factor_data = factors.to(torch.float32).contiguous() if factors is not None else None
+    lib.camelid_rope_tables(_ptr_of(flat), flat.numel(), n_rot, base, freq_scale,
+                            _ptr_of(factor_data) if factor_data is not None else None, 1.0 if yarn else 0.0,
+                            attn_factor, original_context, beta_fast, beta_slow, _ptr_of(cos), _ptr_of(sin))
+    return cos.view(*positions.shape, half), sin.view(*positions.shape, half)
+
+
 def register() -> None:
     """Install the native kernels in the kernel table (they fall back by themselves where they cannot run)."""
     from camelid.kernels.table import register_matmul
 
-    register_matmul(T.Q4_1, matmul_blocks)
-    register_matmul(T.Q8_0, matmul_blocks)
+    for ggml_type in ACTIVATION_BLOCK_BYTES:
+        register_matmul(ggml_type, matmul_blocks)

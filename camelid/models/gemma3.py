@@ -10,14 +10,14 @@ use the weights as stored.
 
 from __future__ import annotations
 
-import math
-
+import numpy as np
 import torch
 from torch import nn
 
 from camelid.models.base import DecoderModel
 from camelid.models.config import ModelConfig
 from camelid.models.layers import DecoderBlock, ForwardContext, RMSNorm, RotaryEmbedding, geglu
+from camelid.models.layers import float32_inverse_sqrt as inverse_sqrt
 from camelid.models.registry import register
 
 DEFAULT_GLOBAL_EVERY = 6  # llama.cpp set_swa_pattern(6): layer il is global iff il % 6 == 5
@@ -29,7 +29,8 @@ class Gemma3Block(DecoderBlock):
 
     def __init__(self, config: ModelConfig, layer_index: int, *, local: bool, query_scale: float) -> None:
         super().__init__(config, layer_index, rope_name="local" if local else "global",
-                         window=config.sliding_window if local else None, query_scale=query_scale)
+                         window=config.sliding_window if local else None, query_scale=query_scale,
+                         scale_queries_first=True)
         e, hk, hv = config.n_embd, config.head_dim_k, config.head_dim_v
         self.attn_norm = RMSNorm(e, config.rms_eps)
         self.attn_q = nn.Linear(e, config.n_head * hk, bias=False)
@@ -73,12 +74,12 @@ class Gemma3Model(DecoderModel):
 
     def build_block(self, config: ModelConfig, layer_index: int) -> DecoderBlock:
         is_27b = config.n_layers == 62
-        query_scale = 1 / math.sqrt(config.n_embd // config.n_head if is_27b else config.head_dim_k)
+        query_scale = inverse_sqrt(config.n_embd // config.n_head if is_27b else config.head_dim_k)
         local = local_layers(config)[layer_index]
         return Gemma3Block(config, layer_index, local=local, query_scale=query_scale)
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:  # [B, T] -> [B, T, n_embd]
-        return self.token_embd(tokens) * math.sqrt(self.config.n_embd)
+        return self.token_embd(tokens) * float(np.sqrt(np.float32(self.config.n_embd)))  # sqrtf(n_embd)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:  # [B, T, n_embd] -> [B, T, vocab]
         logits = self.output(hidden).float()

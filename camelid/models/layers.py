@@ -14,11 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import nn
 
 from camelid.kernels.activations import geglu, gelu_tanh, swiglu  # noqa: F401  (re-exported for the models)
 from camelid.kernels.attention import attend, attention_mask, grouped_attention  # noqa: F401
+from camelid.kernels.native import rope_tables
 from camelid.models.config import ModelConfig
 
 if TYPE_CHECKING:
@@ -119,9 +121,15 @@ class RotaryEmbedding(nn.Module):
         """cos/sin for positions [B, T] when each sequence may hold n_ctx tokens.
 
         The angles are built as ggml builds them, in float32: theta_0 = position, theta_{i+1} = theta_i * s with
-        s = base^(-2/n_rot) — a running product whose rounding differs from position * base^(-2i/n_rot). Measured
-        against llama.cpp's own RoPE output this is bit-exact for ~99.4 % of elements, the direct formula ~85 %.
+        s = base^(-2/n_rot) — a running product whose rounding differs from position * base^(-2i/n_rot). The native
+        kernel then takes the C library's cosf/sinf, as ggml does: bit-exact with llama.cpp's rotated q/k. The torch
+        fallback rounds float64 cos/sin once (bit-exact for ~99.4 % of elements; the direct formula ~85 %).
         """
+        factors = self.factors(n_ctx)
+        native_tables = rope_tables(positions, self.n_rot, self.base, self.freq_scale, factors, self.yarn,
+                                    self.attn_factor, self.original_context, self.beta_fast, self.beta_slow)
+        if native_tables is not None:
+            return RopeTables(*native_tables, self.neox)
         half = self.n_rot // 2
         scale = torch.tensor(self.base, dtype=torch.float32) ** (-2.0 / self.n_rot)
         theta_extrap = torch.empty(*positions.shape, half, dtype=torch.float32)  # [B, T, half]
@@ -129,7 +137,6 @@ class RotaryEmbedding(nn.Module):
         for i in range(half):  # sequential float32 products, as ggml's loop (torch.cumprod rounds differently)
             theta_extrap[..., i] = current
             current = current * scale
-        factors = self.factors(n_ctx)
         if factors is not None:
             theta_extrap = theta_extrap / factors.to(torch.float32)
         theta = theta_extrap * self.freq_scale
@@ -177,18 +184,26 @@ class ForwardContext:
         return self.masks[window]
 
 
+def float32_inverse_sqrt(n: float) -> float:
+    """1.0f / sqrtf(n), rounded as llama.cpp rounds its attention scales."""
+    return float(np.float32(1.0) / np.sqrt(np.float32(n)))
+
+
 class DecoderBlock(nn.Module):
     """One transformer layer. Subclasses declare the GGUF-named modules and the residual wiring (`forward`);
     this class holds the attention and MLP computations they share."""
 
     def __init__(self, config: ModelConfig, layer_index: int, *, rope_name: str = "default",
-                 window: int | None = None, query_scale: float | None = None) -> None:
+                 window: int | None = None, query_scale: float | None = None,
+                 scale_queries_first: bool = False) -> None:
         super().__init__()
         self.layer_index = layer_index
         self.n_head, self.n_head_kv = config.n_head, config.n_head_kv
         self.head_dim_k, self.head_dim_v = config.head_dim_k, config.head_dim_v
         self.rope_name, self.window = rope_name, window
-        self.query_scale = query_scale if query_scale is not None else 1 / math.sqrt(config.head_dim_k)
+        self.query_scale = query_scale if query_scale is not None else float32_inverse_sqrt(config.head_dim_k)
+        # True: q * query_scale before attention, softmax scale 1 (gemma3 in llama.cpp); False: the softmax scales
+        self.scale_queries_first = scale_queries_first
 
     def project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x [B, T, n_embd] -> q [B, T, H*Dk], k [B, T, Hkv*Dk], v [B, T, Hkv*Dv]."""
@@ -207,8 +222,11 @@ class DecoderBlock(nn.Module):
         q, k = rope.apply(q), rope.apply(k)
         context.cache.write(self.layer_index, context.slots, context.positions, k.transpose(1, 2),
                             v.transpose(1, 2))
+        scale = self.query_scale
+        if self.scale_queries_first:
+            q, scale = q * scale, 1.0
         out = attend(q, context.cache, self.layer_index, context.slots, context.positions, self.window,
-                     self.query_scale, context.mask)  # [B, T, H, Dv]
+                     scale, context.mask)  # [B, T, H, Dv]
         return self.attn_output(out.reshape(batch, n_tokens, self.n_head * self.head_dim_v))
 
     def gated_mlp(self, x: torch.Tensor,

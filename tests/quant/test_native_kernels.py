@@ -45,18 +45,19 @@ def test_float32_numerics_bypass_native() -> None:
         assert torch.equal(y, reference_matmul(x, layer.weight, T.Q4_1, 16, 64))
 
 
-def q8_0_layer(n_out: int, n_in: int, seed: int) -> QuantLinear:
+def quant_layer(ggml_type: int, n_out: int, n_in: int, seed: int) -> QuantLinear:
     gen = torch.Generator().manual_seed(seed)
-    raw = quantize_reference(torch.randn(n_out, n_in, generator=gen).numpy(), T.Q8_0).reshape(n_out, -1)
-    return QuantLinear(torch.from_numpy(raw), T.Q8_0, n_in, n_out)
+    raw = quantize_reference(torch.randn(n_out, n_in, generator=gen).numpy(), ggml_type).reshape(n_out, -1)
+    return QuantLinear(torch.from_numpy(raw), ggml_type, n_in, n_out)
 
 
 @needs_native
-def test_native_q8_0_matches_block_formula() -> None:
-    layer = q8_0_layer(48, 320, 6)
+@pytest.mark.parametrize("ggml_type", [T.Q4_0, T.Q5_0, T.Q8_0])
+def test_native_q0_formats_match_block_formula(ggml_type: int) -> None:
+    layer = quant_layer(ggml_type, 48, 320, 6)
     x = torch.randn(3, 320, generator=torch.Generator().manual_seed(7))
-    native_out = native.matmul_blocks(x, layer.weight, T.Q8_0, 48, 320)
-    exact = reference_matmul(x, layer.weight, T.Q8_0, 48, 320)
+    native_out = native.matmul_blocks(x, layer.weight, ggml_type, 48, 320)
+    exact = reference_matmul(x, layer.weight, ggml_type, 48, 320)
     assert (native_out - exact).abs().max() < 1e-4
     assert not torch.equal(native_out, exact)
     assert torch.equal(layer(x)[1:2], layer(x[1:2]))  # a row's result does not depend on the others

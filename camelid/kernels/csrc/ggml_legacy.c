@@ -1,16 +1,20 @@
-/* Matmuls of the legacy block formats (Q4_1, Q8_0) with ggml's CPU arithmetic, operation for operation, so their
+/* Matmuls of the legacy block formats (Q4_0, Q4_1, Q5_0, Q8_0) with ggml's CPU arithmetic, operation for operation, so their
  * results are bit-identical to llama.cpp's. Plain C with x86 intrinsics, called through ctypes.
  *
- * ggml's order, which is what makes the result exact rather than merely close (vec_dot_q4_1_q8_1 and
- * vec_dot_q8_0_q8_0 on AVX2, and llamafile's tinyBLAS for Q8_0, compute the same thing):
+ * ggml's order, which is what makes the result exact rather than merely close (vec_dot_q4_1_q8_1,
+ * vec_dot_q{4,5,8}_0_q8_0 on AVX2, and llamafile's tinyBLAS for the _0 formats, compute the same thing):
  *   activations -> 8-bit blocks of 32 (ggml_common.h); Q8_1 also keeps s = fp16(d * sum q)
  *   per block:   8 float lanes, lane i = int sum of the products of elements 4i..4i+3,
  *                acc = fma(fp16(d_w) * fp16(d_a), lanes, acc);  Q4_1 also: mins += fp16(m_w) * fp16(s_a)
  *   per row:     hsum_float_8(acc) (+ mins)
  */
+#include <string.h>
+
 #include "ggml_common.h"
 
-typedef struct { uint16_t d, m; uint8_t qs[16]; } block_q4_1; /* 20 bytes */
+typedef struct { uint16_t d, m; uint8_t qs[16]; } block_q4_1;           /* 20 bytes */
+typedef struct { uint16_t d; uint8_t qs[16]; } block_q4_0;              /* 18 bytes */
+typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } block_q5_0; /* 22 bytes */
 
 void camelid_quantize_q8_1(const float *x, block_q8_1 *y, int64_t n) {
     for (int64_t b = 0; b < n / 32; ++b, x += 32) {
@@ -56,13 +60,33 @@ static float dot_q4_1_q8_1(int64_t n_blocks, const block_q4_1 *x, const block_q8
     return hsum_float_8(acc) + mins;
 }
 
-static float dot_q8_0_q8_0(int64_t n_blocks, const block_q8_0 *x, const block_q8_0 *y) {
+/* the signed values of one weight block of a _0 format: element j of 32 (low nibbles first, then high) */
+static inline __m256i signed_values(const uint8_t *block, int type) {
+    if (type == 8) return _mm256_loadu_si256((const __m256i *) (block + 2)); /* Q8_0 */
+    int8_t v[32];
+    if (type == 2) { /* Q4_0: nibble - 8 */
+        const block_q4_0 *b = (const block_q4_0 *) block;
+        for (int j = 0; j < 16; ++j) { v[j] = (int8_t) ((b->qs[j] & 0x0F) - 8); v[j + 16] = (int8_t) ((b->qs[j] >> 4) - 8); }
+    } else { /* Q5_0: (nibble | fifth bit << 4) - 16 */
+        const block_q5_0 *b = (const block_q5_0 *) block;
+        uint32_t qh;
+        memcpy(&qh, b->qh, 4);
+        for (int j = 0; j < 16; ++j) {
+            v[j] = (int8_t) (((b->qs[j] & 0x0F) | ((qh >> j) & 1) << 4) - 16);
+            v[j + 16] = (int8_t) (((b->qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - 16);
+        }
+    }
+    return _mm256_loadu_si256((const __m256i *) v);
+}
+
+static float dot_q0_q8_0(int64_t n_blocks, const uint8_t *x, int64_t block_bytes, int type, const block_q8_0 *y) {
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n_blocks; ++b) {
-        const __m256 scale = _mm256_set1_ps(half_to_float(x[b].d) * half_to_float(y[b].d));
-        const __m256i qw = _mm256_loadu_si256((const __m256i *) x[b].qs);
+    for (int64_t b = 0; b < n_blocks; ++b, x += block_bytes) {
+        uint16_t dw;
+        memcpy(&dw, x, 2);
+        const __m256 scale = _mm256_set1_ps(half_to_float(dw) * half_to_float(y[b].d));
         const __m256i qa = _mm256_loadu_si256((const __m256i *) y[b].qs);
-        acc = _mm256_fmadd_ps(scale, lanes_s8_s8(qw, qa), acc);
+        acc = _mm256_fmadd_ps(scale, lanes_s8_s8(signed_values(x, type), qa), acc);
     }
     return hsum_float_8(acc);
 }
@@ -81,16 +105,19 @@ void camelid_matmul_q4_1(const float *x, const void *weight, float *out, int64_t
             out[t * n_out + o] = dot_q4_1_q8_1(n_blocks, w + o * n_blocks, xq + t * n_blocks);
 }
 
-void camelid_matmul_q8_0(const float *x, const void *weight, float *out, int64_t n_tokens, int64_t n_in,
-                         int64_t n_out, void *scratch) {
+/* the same for the _0 formats; type is the ggml type number (2 = Q4_0, 6 = Q5_0, 8 = Q8_0) */
+void camelid_matmul_q0(const float *x, const void *weight, float *out, int64_t n_tokens, int64_t n_in,
+                       int64_t n_out, void *scratch, int type) {
     block_q8_0 *xq = (block_q8_0 *) scratch;
     const int64_t n_blocks = n_in / 32;
+    const int64_t block_bytes = type == 8 ? 34 : type == 6 ? 22 : 18;
     for (int64_t t = 0; t < n_tokens; ++t) camelid_quantize_q8_0(x + t * n_in, xq + t * n_blocks, n_in);
-    const block_q8_0 *w = (const block_q8_0 *) weight;
+    const uint8_t *w = (const uint8_t *) weight;
     #pragma omp parallel for schedule(static)
     for (int64_t o = 0; o < n_out; ++o)
         for (int64_t t = 0; t < n_tokens; ++t)
-            out[t * n_out + o] = dot_q8_0_q8_0(n_blocks, w + o * n_blocks, xq + t * n_blocks);
+            out[t * n_out + o] = dot_q0_q8_0(n_blocks, w + o * n_blocks * block_bytes, block_bytes, type,
+                                             xq + t * n_blocks);
 }
 
 int camelid_has_avx2(void) {
