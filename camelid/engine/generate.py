@@ -76,6 +76,12 @@ class Engine:
             self.cache = self.model.new_cache(self.n_slots, self.n_ctx, self.kv_dtype)
         return self.cache
 
+    def forget(self, slot: int) -> None:
+        """Drop what a slot holds, so that the next prompt in it is computed whole (no prefix reuse). Results
+        then depend on nothing but the prompt: llama.cpp's arithmetic, like camelid's, depends on how the tokens
+        are grouped into batches, and prefix reuse regroups them."""
+        self.slot_tokens[slot] = []
+
     def forward(self, slot: int, ids: Sequence[int], start: int, all_logits: bool) -> torch.Tensor:
         """Run `ids` at positions start.. in `slot`; logits [T, vocab] (or [1, vocab] for the last only)."""
         tokens = torch.tensor([list(ids)], dtype=torch.long)

@@ -26,12 +26,16 @@ from camelid.kernels.reference import reference_matmul
 log = logging.getLogger("camelid")
 SOURCE_DIR = Path(__file__).parent / "csrc"
 FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp", "-ffp-contract=off", "-shared", "-fPIC"]
-ACTIVATION_BLOCK_BYTES = {T.Q4_1: 36, T.Q4_0: 34, T.Q5_0: 34, T.Q8_0: 34}  # Q8_1 / Q8_0 block per 32 values
+# bytes of the activation block (Q8_1, Q8_0, Q8_K) and the values it holds, by weight type
+ACTIVATION_BLOCKS = {T.Q4_1: (36, 32), T.Q4_0: (34, 32), T.Q5_0: (34, 32), T.Q8_0: (34, 32),
+                     T.Q4_K: (292, 256), T.Q6_K: (292, 256)}
 
 _i64, _ptr = ctypes.c_int64, ctypes.c_void_p
 SIGNATURES = {
     "camelid_matmul_q4_1": [_ptr, _ptr, _ptr, _i64, _i64, _i64, _ptr],
     "camelid_matmul_q0": [_ptr, _ptr, _ptr, _i64, _i64, _i64, _ptr, ctypes.c_int],
+    "camelid_matmul_q6_K": [_ptr, _ptr, _ptr, _i64, _i64, _i64, _ptr],
+    "camelid_matmul_q4_K": [_ptr, _ptr, _ptr, _i64, _i64, _i64, _ptr],
     "camelid_swiglu": [_ptr, _ptr, _ptr, _i64, _i64],
     "camelid_geglu": [_ptr, _ptr, _ptr, _i64, _i64],
     "camelid_attention_f16": [_ptr, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, _i64, _i64, _i64, _i64, _i64,
@@ -111,16 +115,21 @@ def _ptr_of(t: torch.Tensor) -> int:
 
 
 def matmul_blocks(x: torch.Tensor, weight: torch.Tensor, ggml_type: int, n_out: int, n_in: int) -> torch.Tensor:
-    """x [..., n_in] @ W.T for a Q4_0, Q4_1, Q5_0 or Q8_0 weight, bit-exact with llama.cpp; else the reference path."""
+    """x [..., n_in] @ W.T for a Q4_0, Q4_1, Q5_0, Q8_0, Q4_K or Q6_K weight, bit-exact with llama.cpp; else the reference path."""
     lib = active()
-    if lib is None or n_in % 32:
+    block_bytes, block_values = ACTIVATION_BLOCKS[ggml_type]
+    if lib is None or n_in % block_values:
         return reference_matmul(x, weight, ggml_type, n_out, n_in)
     rows = x.reshape(-1, n_in).to(torch.float32).contiguous()
     out = torch.empty(rows.shape[0], n_out, dtype=torch.float32)
-    scratch = torch.empty(rows.shape[0] * (n_in // 32) * ACTIVATION_BLOCK_BYTES[ggml_type], dtype=torch.uint8)
+    scratch = torch.empty(rows.shape[0] * (n_in // block_values) * block_bytes, dtype=torch.uint8)
     args = (_ptr_of(rows), _ptr_of(weight), _ptr_of(out), rows.shape[0], n_in, n_out, _ptr_of(scratch))
     if ggml_type == T.Q4_1:
         lib.camelid_matmul_q4_1(*args)
+    elif ggml_type == T.Q6_K:
+        lib.camelid_matmul_q6_K(*args)
+    elif ggml_type == T.Q4_K:
+        lib.camelid_matmul_q4_K(*args)  # the arithmetic of llama.cpp's repacked (8x8 interleaved) Q4_K
     else:
         lib.camelid_matmul_q0(*args, int(ggml_type))
     return out.reshape(*x.shape[:-1], n_out)
@@ -195,5 +204,5 @@ def register() -> None:
     """Install the native kernels in the kernel table (they fall back by themselves where they cannot run)."""
     from camelid.kernels.table import register_matmul
 
-    for ggml_type in ACTIVATION_BLOCK_BYTES:
+    for ggml_type in ACTIVATION_BLOCKS:
         register_matmul(ggml_type, matmul_blocks)
