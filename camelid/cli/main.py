@@ -12,12 +12,12 @@ from camelid.errors import CamelidError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from camelid.cli import generate, run
+    from camelid.cli import bench, generate, run
 
     parser = argparse.ArgumentParser(prog="camelid", description="Run quantized GGUF models on your own machine.")
     parser.add_argument("--version", action="version", version=f"camelid {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (run, generate):
+    for module in (run, generate, bench):
         module.add_parser(sub)
     return parser
 
