@@ -50,15 +50,20 @@ def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: t
     return out.reshape(batch, n_head, n_tokens, v.shape[-1]).to(out_dtype)
 
 
-def attend(q: torch.Tensor, cache: KVCache, layer: int, slots: torch.Tensor, positions: torch.Tensor,
-           window: int | None, scale: float,
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: KVCache, layer: int, slots: torch.Tensor,
+           positions: torch.Tensor, window: int | None, scale: float,
            mask: Callable[[int | None], torch.Tensor] | None = None) -> torch.Tensor:
-    """Attention of roped queries q [B, T, H, Dk] at positions [B, T] over what cache slots [B] hold for `layer`
-    (the new keys/values already written). `mask(window)` may supply the torch path's mask. -> [B, T, H, Dv]."""
+    """Store the new keys/values k, v [B, T, Hkv, D] of tokens at positions [B, T] in cache slots [B] for
+    `layer`, then the attention of roped queries q [B, T, H, Dk] over everything the slots hold. `mask(window)`
+    may supply the torch path's mask. -> [B, T, H, Dv]."""
     n_keys = int(positions.max()) + 1
-    out = native.attention(q, cache.keys[layer], cache.values[layer], slots, positions, n_keys, window, scale)
+    if n_keys > cache.n_ctx:
+        raise ValueError(f"position {n_keys - 1} is past the cache context of {cache.n_ctx} tokens")
+    out = native.attention(q, cache.keys[layer], cache.values[layer], slots, positions, n_keys, window, scale,
+                           k_new=k, v_new=v)
     if out is not None:
         return out
+    cache.write(layer, slots, positions, k.transpose(1, 2), v.transpose(1, 2))
     keys, values = cache.read(layer, slots, n_keys)  # [B, Hkv, L, D]
     visible = mask(window) if mask is not None else attention_mask(positions, n_keys, window)
     return grouped_attention(q.transpose(1, 2), keys, values, visible, scale).transpose(1, 2)

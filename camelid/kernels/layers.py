@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from camelid.kernels import native
 from camelid.kernels.reference import dequant_rows
 from camelid.kernels.table import matmul
 
@@ -20,8 +21,7 @@ class QuantLinear(nn.Module):
         self.ggml_type, self.in_features, self.out_features = ggml_type, in_features, out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [..., in] -> [..., out]
-        y = matmul(x, self.weight, self.ggml_type, self.out_features, self.in_features)
-        return y + self.bias if self.bias is not None else y
+        return fused_linear(x, [self])[0]
 
     def extra_repr(self) -> str:
         return f"in={self.in_features}, out={self.out_features}, type={self.ggml_type}"
@@ -42,3 +42,30 @@ class QuantEmbedding(nn.Module):
 
     def extra_repr(self) -> str:
         return f"num={self.num_embeddings}, dim={self.embedding_dim}, type={self.ggml_type}"
+
+
+def fused_linear(x: torch.Tensor, layers: list[QuantLinear]) -> list[torch.Tensor]:
+    """[layer(x) for layer in layers] for layers that share the input x [..., in]: with the native kernels, one
+    call that quantizes x once and computes all outputs in one parallel region (results identical to separate
+    calls). The argument arrays are built on first use and kept on the first layer."""
+    first = layers[0]
+    key = tuple(id(layer) for layer in layers)
+    fused = first.__dict__.get("_native_fused", {}).get(key)
+    if fused is None and all(layer.ggml_type in native.NATIVE_TYPES for layer in layers):
+        fused = native.FusedWeights([layer.weight for layer in layers], [int(layer.ggml_type) for layer in layers],
+                                    [layer.out_features for layer in layers], first.in_features)
+        first.__dict__.setdefault("_native_fused", {})[key] = fused
+    out = native.matmul_fused(x, fused) if fused is not None else None
+    if out is None:
+        outputs = [matmul(x, layer.weight, layer.ggml_type, layer.out_features, layer.in_features)
+                   for layer in layers]
+    else:
+        outputs = list(out.split([layer.out_features for layer in layers], dim=-1)) if len(layers) > 1 else [out]
+    return [y + layer.bias if layer.bias is not None else y for y, layer in zip(outputs, layers, strict=True)]
+
+
+def apply_linears(x: torch.Tensor, modules: list[nn.Module]) -> list[torch.Tensor]:
+    """[module(x) for module in modules], fused into one native call when they are all QuantLinear."""
+    if all(isinstance(module, QuantLinear) for module in modules):
+        return fused_linear(x, modules)  # type: ignore[arg-type]
+    return [module(x) for module in modules]

@@ -26,20 +26,17 @@ from camelid.kernels.reference import reference_matmul
 log = logging.getLogger("camelid")
 SOURCE_DIR = Path(__file__).parent / "csrc"
 FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp", "-ffp-contract=off", "-shared", "-fPIC"]
-# bytes of the activation block (Q8_1, Q8_0, Q8_K) and the values it holds, by weight type
-ACTIVATION_BLOCKS = {T.Q4_1: (36, 32), T.Q4_0: (34, 32), T.Q5_0: (34, 32), T.Q8_0: (34, 32),
-                     T.Q4_K: (292, 256), T.Q6_K: (292, 256)}
-
 _i64, _ptr = ctypes.c_int64, ctypes.c_void_p
 SIGNATURES = {
-    "camelid_matmul_q4_1": [_ptr, _ptr, _ptr, _i64, _i64, _i64, _ptr],
-    "camelid_matmul_q0": [_ptr, _ptr, _ptr, _i64, _i64, _i64, _ptr, ctypes.c_int],
-    "camelid_matmul_q6_K": [_ptr, _ptr, _ptr, _i64, _i64, _i64, _ptr],
-    "camelid_matmul_q4_K": [_ptr, _ptr, _ptr, _i64, _i64, _i64, _ptr],
+    "camelid_matmul": [_ptr, _i64, _i64, ctypes.c_int, _ptr, _ptr, _ptr, _ptr, _i64, _ptr],
+    "camelid_matmul_scratch": [_i64, _i64],
+    "camelid_matmul_supports": [ctypes.c_int],
     "camelid_swiglu": [_ptr, _ptr, _ptr, _i64, _i64],
     "camelid_geglu": [_ptr, _ptr, _ptr, _i64, _i64],
     "camelid_attention_f16": [_ptr, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, _i64, _i64, _i64, _i64, _i64,
-                              _i64, ctypes.c_float, ctypes.c_int, _ptr],
+                              _i64, ctypes.c_float, ctypes.c_int, _ptr, _ptr, _ptr],
+    "camelid_rmsnorm": [_ptr, _ptr, _ptr, _i64, _i64, ctypes.c_float],
+    "camelid_rope_apply": [_ptr, _ptr, _ptr, _i64, _i64, _i64, _i64, ctypes.c_int],
     "camelid_set_threads": [ctypes.c_int],
     "camelid_rope_tables": [_ptr, _i64, ctypes.c_int, ctypes.c_float, ctypes.c_float, _ptr, ctypes.c_float,
                             ctypes.c_float, ctypes.c_int, ctypes.c_float, ctypes.c_float, _ptr, _ptr],
@@ -114,28 +111,54 @@ def _ptr_of(t: torch.Tensor) -> int:
     return t.data_ptr()
 
 
-def matmul_blocks(x: torch.Tensor, weight: torch.Tensor, ggml_type: int, n_out: int, n_in: int) -> torch.Tensor:
-    """x [..., n_in] @ W.T for a Q4_0, Q4_1, Q5_0, Q8_0, Q4_K or Q6_K weight, bit-exact with llama.cpp; else the reference path."""
+NATIVE_TYPES = (T.Q4_0, T.Q4_1, T.Q5_0, T.Q8_0, T.Q4_K, T.Q6_K)
+
+
+class FusedWeights:
+    """The argument arrays of one native matmul over several weights that read the same input, built once."""
+
+    def __init__(self, weights: list[torch.Tensor], types: list[int], n_outs: list[int], n_in: int) -> None:
+        self.keep = weights  # the arrays hold raw pointers: keep the tensors alive
+        self.count, self.n_in, self.total = len(weights), n_in, sum(n_outs)
+        self.pointers = (ctypes.c_void_p * len(weights))(*(w.data_ptr() for w in weights))
+        self.types = (ctypes.c_int * len(weights))(*types)
+        self.n_outs = (ctypes.c_int64 * len(weights))(*n_outs)
+
+
+def matmul_fused(x: torch.Tensor, fused: FusedWeights) -> torch.Tensor | None:
+    """x [..., n_in] against every weight of `fused`: [..., sum of n_out], the outputs side by side; None when the
+    native path is not available (or not for these types)."""
     lib = active()
-    block_bytes, block_values = ACTIVATION_BLOCKS[ggml_type]
-    if lib is None or n_in % block_values:
-        return reference_matmul(x, weight, ggml_type, n_out, n_in)
-    rows = x.reshape(-1, n_in).to(torch.float32).contiguous()
-    out = torch.empty(rows.shape[0], n_out, dtype=torch.float32)
-    scratch = torch.empty(rows.shape[0] * (n_in // block_values) * block_bytes, dtype=torch.uint8)
-    args = (_ptr_of(rows), _ptr_of(weight), _ptr_of(out), rows.shape[0], n_in, n_out, _ptr_of(scratch))
-    if ggml_type == T.Q4_1:
-        lib.camelid_matmul_q4_1(*args)
-    elif ggml_type == T.Q6_K:
-        lib.camelid_matmul_q6_K(*args)
-    elif ggml_type == T.Q4_K:
-        lib.camelid_matmul_q4_K(*args)  # the arithmetic of llama.cpp's repacked (8x8 interleaved) Q4_K
-    else:
-        lib.camelid_matmul_q0(*args, int(ggml_type))
-    return out.reshape(*x.shape[:-1], n_out)
+    if lib is None:
+        return None
+    rows = x.reshape(-1, fused.n_in)
+    if rows.dtype != torch.float32 or not rows.is_contiguous():
+        rows = rows.to(torch.float32).contiguous()
+    n_tokens = rows.shape[0]
+    out = torch.empty(n_tokens, fused.total, dtype=torch.float32)
+    scratch = _scratch(lib.camelid_matmul_scratch(n_tokens, fused.n_in))
+    status = lib.camelid_matmul(rows.data_ptr(), n_tokens, fused.n_in, fused.count, fused.pointers, fused.types,
+                                fused.n_outs, out.data_ptr(), fused.total, scratch.data_ptr())
+    if status != 0:
+        return None
+    return out.view(*x.shape[:-1], fused.total)
 
 
-matmul_q4_1 = matmul_blocks  # the name the first native kernel had
+_scratch_buffer = torch.empty(0, dtype=torch.uint8)
+
+
+def _scratch(n_bytes: int) -> torch.Tensor:
+    """A byte buffer of at least n_bytes, reused across calls (calls never overlap: one forward at a time)."""
+    global _scratch_buffer
+    if _scratch_buffer.numel() < n_bytes:
+        _scratch_buffer = torch.empty(n_bytes, dtype=torch.uint8)
+    return _scratch_buffer
+
+
+def matmul_blocks(x: torch.Tensor, weight: torch.Tensor, ggml_type: int, n_out: int, n_in: int) -> torch.Tensor:
+    """x [..., n_in] @ W.T for a weight of NATIVE_TYPES, bit-exact with llama.cpp; else the reference path."""
+    out = matmul_fused(x, FusedWeights([weight], [int(ggml_type)], [n_out], n_in)) if active() else None
+    return out if out is not None else reference_matmul(x, weight, ggml_type, n_out, n_in)
 
 
 def _glu(kernel_name: str, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor | None:
@@ -160,11 +183,13 @@ def geglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor | None:
 
 
 def attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, slots: torch.Tensor,
-              positions: torch.Tensor, n_keys: int, window: int | None, scale: float) -> torch.Tensor | None:
+              positions: torch.Tensor, n_keys: int, window: int | None, scale: float,
+              k_new: torch.Tensor | None = None, v_new: torch.Tensor | None = None) -> torch.Tensor | None:
     """llama.cpp's attention over an fp16 cache, or None when the native path is not available.
 
     q [B, T, H, Dk] (roped), keys/values the whole cache of one layer [n_slots, Hkv, n_ctx, D] fp16,
-    slots [B], positions [B, T] (-1 = padding). Returns [B, T, H, Dv] float32.
+    slots [B], positions [B, T] (-1 = padding). k_new/v_new [B, T, Hkv, D], when given, are first stored in the
+    cache at their positions. Returns [B, T, H, Dv] float32.
     """
     lib = active()
     if lib is None or keys.dtype != torch.float16 or values.dtype != torch.float16:
@@ -175,9 +200,40 @@ def attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, slots: 
     slots = slots.to(torch.int64).contiguous()
     positions = positions.to(torch.int64).contiguous()
     out = torch.empty(batch, n_tokens, n_head, head_dim_v, dtype=torch.float32)
+    if k_new is not None and v_new is not None:
+        k_new, v_new = k_new.to(torch.float32).contiguous(), v_new.to(torch.float32).contiguous()
     lib.camelid_attention_f16(_ptr_of(q), _ptr_of(keys), _ptr_of(values), _ptr_of(slots), _ptr_of(positions),
                               batch, n_tokens, n_head, n_kv_heads, head_dim_k, head_dim_v, n_ctx, n_keys,
-                              window or 0, scale, int(batch * n_tokens > 1), _ptr_of(out))
+                              window or 0, scale, int(batch * n_tokens > 1), _ptr_of(out),
+                              _ptr_of(k_new) if k_new is not None else None,
+                              _ptr_of(v_new) if v_new is not None else None)
+    return out
+
+
+def rmsnorm(x: torch.Tensor, weight: torch.Tensor | None, eps: float) -> torch.Tensor | None:
+    """ggml's RMSNorm of the last dimension times weight, or None without the native path."""
+    lib = active()
+    if lib is None or x.dtype != torch.float32:
+        return None
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    n = x.shape[-1]
+    lib.camelid_rmsnorm(_ptr_of(x), _ptr_of(weight) if weight is not None else None, _ptr_of(out),
+                        x.numel() // n, n, eps)
+    return out
+
+
+def rope_apply(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, neox: bool) -> torch.Tensor | None:
+    """x [B, T, H, D] rotated over its first 2 * cos.shape[-1] dims (cos/sin [B, T, n_rot/2]) as ggml rotates,
+    or None without the native path."""
+    lib = active()
+    if lib is None or x.dtype != torch.float32:
+        return None
+    out = x.contiguous().clone() if x.is_contiguous() else x.contiguous()
+    batch, n_tokens, n_head, head_dim = x.shape
+    cos, sin = cos.contiguous(), sin.contiguous()
+    lib.camelid_rope_apply(_ptr_of(out), _ptr_of(cos), _ptr_of(sin), batch * n_tokens, n_head, head_dim,
+                           2 * cos.shape[-1], int(neox))
     return out
 
 
@@ -204,5 +260,5 @@ def register() -> None:
     """Install the native kernels in the kernel table (they fall back by themselves where they cannot run)."""
     from camelid.kernels.table import register_matmul
 
-    for ggml_type in ACTIVATION_BLOCKS:
+    for ggml_type in NATIVE_TYPES:
         register_matmul(ggml_type, matmul_blocks)

@@ -20,7 +20,8 @@ from torch import nn
 
 from camelid.kernels.activations import geglu, gelu_tanh, swiglu  # noqa: F401  (re-exported for the models)
 from camelid.kernels.attention import attend, attention_mask, grouped_attention  # noqa: F401
-from camelid.kernels.native import rope_tables
+from camelid.kernels.layers import apply_linears
+from camelid.kernels.native import rmsnorm, rope_apply, rope_tables
 from camelid.models.config import ModelConfig
 
 if TYPE_CHECKING:
@@ -38,6 +39,9 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [..., dim] -> [..., dim]
+        out = rmsnorm(x, self.weight, self.eps)
+        if out is not None:
+            return out
         squares = (x * x).double()
         mean = (torch.cumsum(squares, dim=-1)[..., -1:] / x.shape[-1]).to(x.dtype)  # sequential sum, as ggml's loop
         # sqrtf through float64 (exactly rounded; torch's float32 sqrt is not always), then a float32 division
@@ -65,6 +69,9 @@ class RopeTables:
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """Rotate the first n_rot dims of every head. x [B, T, n_heads, head_dim] -> same shape."""
+        out = rope_apply(x, self.cos, self.sin, self.neox)
+        if out is not None:
+            return out
         half = self.cos.shape[-1]
         cos, sin = self.cos[:, :, None, :], self.sin[:, :, None, :]  # [B, T, 1, n_rot/2]
         rotated, passed = x[..., :2 * half], x[..., 2 * half:]
@@ -207,7 +214,8 @@ class DecoderBlock(nn.Module):
 
     def project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x [B, T, n_embd] -> q [B, T, H*Dk], k [B, T, Hkv*Dk], v [B, T, Hkv*Dv]."""
-        return self.attn_q(x), self.attn_k(x), self.attn_v(x)
+        q, k, v = apply_linears(x, [self.attn_q, self.attn_k, self.attn_v])
+        return q, k, v
 
     def self_attention(self, x: torch.Tensor, context: ForwardContext) -> torch.Tensor:
         """Attention sublayer without norms or residual: x [B, T, n_embd] -> [B, T, n_embd]."""
@@ -220,19 +228,18 @@ class DecoderBlock(nn.Module):
             q, k = self.attn_q_norm(q), self.attn_k_norm(k)
         rope = context.rope[self.rope_name]
         q, k = rope.apply(q), rope.apply(k)
-        context.cache.write(self.layer_index, context.slots, context.positions, k.transpose(1, 2),
-                            v.transpose(1, 2))
         scale = self.query_scale
         if self.scale_queries_first:
             q, scale = q * scale, 1.0
-        out = attend(q, context.cache, self.layer_index, context.slots, context.positions, self.window,
+        out = attend(q, k, v, context.cache, self.layer_index, context.slots, context.positions, self.window,
                      scale, context.mask)  # [B, T, H, Dv]
         return self.attn_output(out.reshape(batch, n_tokens, self.n_head * self.head_dim_v))
 
     def gated_mlp(self, x: torch.Tensor,
                   glu: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = swiglu) -> torch.Tensor:
         """ffn_down(glu(ffn_gate(x), ffn_up(x))), glu(g, u) = activation(g) * u: [B, T, n_embd] -> [B, T, n_embd]."""
-        return self.ffn_down(glu(self.ffn_gate(x), self.ffn_up(x)))
+        gate, up = apply_linears(x, [self.ffn_gate, self.ffn_up])
+        return self.ffn_down(glu(gate, up))
 
     def extra_repr(self) -> str:
         return f"layer={self.layer_index}, rope={self.rope_name}, window={self.window}"

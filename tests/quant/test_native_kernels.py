@@ -23,7 +23,7 @@ def q4_1_layer(n_out: int, n_in: int, seed: int) -> QuantLinear:
 def test_native_matches_ggml_formula() -> None:
     layer = q4_1_layer(40, 256, 0)
     x = torch.randn(2, 3, 256, generator=torch.Generator().manual_seed(1))
-    native_out = native.matmul_q4_1(x, layer.weight, T.Q4_1, 40, 256)
+    native_out = native.matmul_blocks(x, layer.weight, T.Q4_1, 40, 256)
     exact = reference_matmul(x, layer.weight, T.Q4_1, 40, 256)  # float64 accumulation of the same formula
     assert native_out.shape == (2, 3, 40)
     assert (native_out - exact).abs().max() < 1e-5  # float32 lane sums vs one rounding: a few ulps

@@ -98,12 +98,24 @@ static inline int visible(int64_t key, int64_t query, int64_t window) {
 }
 
 /* q [n_q, H, Dk] float32 (n_q = B*T tokens, positions [n_q], -1 = padding), caches [n_slots, Hkv, n_ctx, D] fp16,
- * slots [B]; out [n_q, H, Dv]. tiny != 0: the batch holds two or more tokens (tinyBLAS order). */
-void camelid_attention_f16(const float *q, const uint16_t *k_cache, const uint16_t *v_cache, const int64_t *slots,
+ * slots [B]; out [n_q, H, Dv]. tiny != 0: the batch holds two or more tokens (tinyBLAS order). k_new/v_new
+ * [n_q, Hkv, D] float32 (or NULL): first stored in the cache at their positions, rounded to fp16. */
+void camelid_attention_f16(const float *q, uint16_t *k_cache, uint16_t *v_cache, const int64_t *slots,
                            const int64_t *positions, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t Dk,
                            int64_t Dv, int64_t n_ctx, int64_t n_keys, int64_t window, float scale, int tiny,
-                           float *out) {
+                           float *out, const float *k_new, const float *v_new) {
     const int64_t group = H / Hkv;
+    if (k_new && v_new)
+        for (int64_t token = 0; token < B * T; ++token) {
+            const int64_t p = positions[token], slot = slots[token / T];
+            if (p < 0) continue;
+            for (int64_t g = 0; g < Hkv; ++g) {
+                uint16_t *kd = k_cache + ((slot * Hkv + g) * n_ctx + p) * Dk;
+                uint16_t *vd = v_cache + ((slot * Hkv + g) * n_ctx + p) * Dv;
+                for (int64_t d = 0; d < Dk; ++d) kd[d] = float_to_half(k_new[(token * Hkv + g) * Dk + d]);
+                for (int64_t d = 0; d < Dv; ++d) vd[d] = float_to_half(v_new[(token * Hkv + g) * Dv + d]);
+            }
+        }
     const int64_t padded = (n_keys + 63) & ~(int64_t) 63;
     const int tiny_kq = tiny && Dk % 16 == 0;
     #pragma omp parallel

@@ -22,7 +22,8 @@ typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d;
 typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } block_q4_K;        /* 144 bytes */
 
 /* quantize_row_q8_K_ref: iscale = -127 / (the value of largest magnitude, first one wins), q = min(127, rint) */
-void camelid_quantize_q8_K(const float *x, block_q8_K *y, int64_t n) {
+void camelid_quantize_q8_K(const float *x, void *out, int64_t n) {
+    block_q8_K *y = (block_q8_K *) out;
     for (int64_t b = 0; b < n / 256; ++b, x += 256) {
         float max = 0.0f, amax = 0.0f;
         for (int j = 0; j < 256; ++j) {
@@ -91,19 +92,13 @@ static float dot_q6_K_q8_K_tiled(int64_t n_blocks, const block_q6_K *x, const bl
     return acc;
 }
 
-/* out[t, o] = dot(W row o, x row t); scratch holds n_tokens * n_in/256 Q8_K blocks */
-void camelid_matmul_q6_K(const float *x, const void *weight, float *out, int64_t n_tokens, int64_t n_in,
-                         int64_t n_out, void *scratch) {
-    block_q8_K *xq = (block_q8_K *) scratch;
-    const int64_t n_blocks = n_in / 256;
-    for (int64_t t = 0; t < n_tokens; ++t) camelid_quantize_q8_K(x + t * n_in, xq + t * n_blocks, n_in);
-    const block_q6_K *w = (const block_q6_K *) weight;
-    const int tiled = n_tokens >= 8; /* ggml_tiled_min_batch */
-    #pragma omp parallel for schedule(static)
-    for (int64_t o = 0; o < n_out; ++o)
-        for (int64_t t = 0; t < n_tokens; ++t)
-            out[t * n_out + o] = tiled ? dot_q6_K_q8_K_tiled(n_blocks, w + o * n_blocks, xq + t * n_blocks)
-                                       : dot_q6_K_q8_K(n_blocks, w + o * n_blocks, xq + t * n_blocks);
+/* Q6_K in the order llama.cpp uses for a batch of n_tokens rows: vec_dot below 8 rows, the tiled kernel from 8 */
+float camelid_dot_q6_K(const uint8_t *w, const uint8_t *a, int64_t n_in, int64_t t, int64_t n_tokens) {
+    (void) t;
+    const block_q6_K *x = (const block_q6_K *) w;
+    const block_q8_K *y = (const block_q8_K *) a;
+    return n_tokens >= 8 ? dot_q6_K_q8_K_tiled(n_in / 256, x, y) /* ggml_tiled_min_batch */
+                         : dot_q6_K_q8_K(n_in / 256, x, y);
 }
 
 /* the 6-bit scale and min of sub-block j of a Q4_K/Q5_K super-block (ggml's get_scale_min_k4) */
@@ -141,15 +136,8 @@ static float dot_q4_K_q8_K(int64_t n_blocks, const block_q4_K *x, const block_q8
     return acc - acc_min;
 }
 
-void camelid_matmul_q4_K(const float *x, const void *weight, float *out, int64_t n_tokens, int64_t n_in,
-                         int64_t n_out, void *scratch) {
-    block_q8_K *xq = (block_q8_K *) scratch;
-    const int64_t n_blocks = n_in / 256;
-    for (int64_t t = 0; t < n_tokens; ++t) camelid_quantize_q8_K(x + t * n_in, xq + t * n_blocks, n_in);
-    const block_q4_K *w = (const block_q4_K *) weight;
-    #pragma omp parallel for schedule(static)
-    for (int64_t o = 0; o < n_out; ++o)
-        for (int64_t t = 0; t < n_tokens; ++t)
-            out[t * n_out + o] = dot_q4_K_q8_K(n_blocks, w + o * n_blocks, xq + t * n_blocks,
-                                               t < n_tokens - n_tokens % 4 ? 4 : 1);
+/* Q4_K as llama.cpp's repacked kernels: gemm for the first n - n % 4 rows of a batch, gemv for the rest */
+float camelid_dot_q4_K(const uint8_t *w, const uint8_t *a, int64_t n_in, int64_t t, int64_t n_tokens) {
+    return dot_q4_K_q8_K(n_in / 256, (const block_q4_K *) w, (const block_q8_K *) a,
+                         t < n_tokens - n_tokens % 4 ? 4 : 1);
 }

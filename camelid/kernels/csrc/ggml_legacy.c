@@ -16,7 +16,8 @@ typedef struct { uint16_t d, m; uint8_t qs[16]; } block_q4_1;           /* 20 by
 typedef struct { uint16_t d; uint8_t qs[16]; } block_q4_0;              /* 18 bytes */
 typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } block_q5_0; /* 22 bytes */
 
-void camelid_quantize_q8_1(const float *x, block_q8_1 *y, int64_t n) {
+void camelid_quantize_q8_1(const float *x, void *out, int64_t n) {
+    block_q8_1 *y = (block_q8_1 *) out;
     for (int64_t b = 0; b < n / 32; ++b, x += 32) {
         float d;
         const int sum = quantize_block_q8(x, y[b].qs, &d);
@@ -25,7 +26,8 @@ void camelid_quantize_q8_1(const float *x, block_q8_1 *y, int64_t n) {
     }
 }
 
-void camelid_quantize_q8_0(const float *x, block_q8_0 *y, int64_t n) {
+void camelid_quantize_q8_0(const float *x, void *out, int64_t n) {
+    block_q8_0 *y = (block_q8_0 *) out;
     for (int64_t b = 0; b < n / 32; ++b, x += 32) {
         float d;
         quantize_block_q8(x, y[b].qs, &d);
@@ -91,33 +93,25 @@ static float dot_q0_q8_0(int64_t n_blocks, const uint8_t *x, int64_t block_bytes
     return hsum_float_8(acc);
 }
 
-/* out[t, o] = dot(W row o, x row t); x [n_tokens, n_in] float32, W [n_out, n_in/32 blocks], out [n_tokens, n_out];
- * scratch holds n_tokens * n_in/32 activation blocks */
-void camelid_matmul_q4_1(const float *x, const void *weight, float *out, int64_t n_tokens, int64_t n_in,
-                         int64_t n_out, void *scratch) {
-    block_q8_1 *xq = (block_q8_1 *) scratch;
-    const int64_t n_blocks = n_in / 32;
-    for (int64_t t = 0; t < n_tokens; ++t) camelid_quantize_q8_1(x + t * n_in, xq + t * n_blocks, n_in);
-    const block_q4_1 *w = (const block_q4_1 *) weight;
-    #pragma omp parallel for schedule(static)
-    for (int64_t o = 0; o < n_out; ++o)
-        for (int64_t t = 0; t < n_tokens; ++t)
-            out[t * n_out + o] = dot_q4_1_q8_1(n_blocks, w + o * n_blocks, xq + t * n_blocks);
+/* the uniform row-dot signature of camelid_matmul (matmul.c): weight row, activation row, n_in, row index, rows */
+float camelid_dot_q4_1(const uint8_t *w, const uint8_t *a, int64_t n_in, int64_t t, int64_t n_tokens) {
+    (void) t, (void) n_tokens;
+    return dot_q4_1_q8_1(n_in / 32, (const block_q4_1 *) w, (const block_q8_1 *) a);
 }
 
-/* the same for the _0 formats; type is the ggml type number (2 = Q4_0, 6 = Q5_0, 8 = Q8_0) */
-void camelid_matmul_q0(const float *x, const void *weight, float *out, int64_t n_tokens, int64_t n_in,
-                       int64_t n_out, void *scratch, int type) {
-    block_q8_0 *xq = (block_q8_0 *) scratch;
-    const int64_t n_blocks = n_in / 32;
-    const int64_t block_bytes = type == 8 ? 34 : type == 6 ? 22 : 18;
-    for (int64_t t = 0; t < n_tokens; ++t) camelid_quantize_q8_0(x + t * n_in, xq + t * n_blocks, n_in);
-    const uint8_t *w = (const uint8_t *) weight;
-    #pragma omp parallel for schedule(static)
-    for (int64_t o = 0; o < n_out; ++o)
-        for (int64_t t = 0; t < n_tokens; ++t)
-            out[t * n_out + o] = dot_q0_q8_0(n_blocks, w + o * n_blocks * block_bytes, block_bytes, type,
-                                             xq + t * n_blocks);
+float camelid_dot_q4_0(const uint8_t *w, const uint8_t *a, int64_t n_in, int64_t t, int64_t n_tokens) {
+    (void) t, (void) n_tokens;
+    return dot_q0_q8_0(n_in / 32, w, 18, 2, (const block_q8_0 *) a);
+}
+
+float camelid_dot_q5_0(const uint8_t *w, const uint8_t *a, int64_t n_in, int64_t t, int64_t n_tokens) {
+    (void) t, (void) n_tokens;
+    return dot_q0_q8_0(n_in / 32, w, 22, 6, (const block_q8_0 *) a);
+}
+
+float camelid_dot_q8_0(const uint8_t *w, const uint8_t *a, int64_t n_in, int64_t t, int64_t n_tokens) {
+    (void) t, (void) n_tokens;
+    return dot_q0_q8_0(n_in / 32, w, 34, 8, (const block_q8_0 *) a);
 }
 
 int camelid_has_avx2(void) {
