@@ -46,39 +46,41 @@ static inline __m256 lanes_s8_s8(__m256i x, __m256i y) {
     return lanes_u4_s8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
 }
 
-static float dot_q4_1_q8_1(int64_t n_blocks, const block_q4_1 *x, const block_q8_1 *y) {
-    __m256 acc = _mm256_setzero_ps();
-    float mins = 0.0f;
-    const __m256i low_nibbles = _mm256_set1_epi8(0x0F);
-    for (int64_t b = 0; b < n_blocks; ++b) {
-        mins += half_to_float(x[b].m) * half_to_float(y[b].s);
-        const __m256 scale = _mm256_set1_ps(half_to_float(x[b].d) * half_to_float(y[b].d));
-        const __m128i packed = _mm_loadu_si128((const __m128i *) x[b].qs);
-        __m256i qw = _mm256_insertf128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
-        qw = _mm256_and_si256(low_nibbles, qw); /* elements 0..15 low nibbles, 16..31 high nibbles */
-        const __m256i qa = _mm256_loadu_si256((const __m256i *) y[b].qs);
-        acc = _mm256_fmadd_ps(scale, lanes_u4_s8(qw, qa), acc);
-    }
-    return hsum_float_8(acc) + mins;
+static inline __m256i nibbles_32(const uint8_t *qs) { /* elements 0..15 low nibbles, 16..31 high nibbles */
+    const __m128i packed = _mm_loadu_si128((const __m128i *) qs);
+    const __m256i both = _mm256_insertf128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+/* 0xFF in byte j where bit j of the 32-bit mask is set */
+static inline __m256i bits_32(const uint8_t *bits) {
+    uint32_t x32;
+    memcpy(&x32, bits, 4);
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int) x32),
+        _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0x0000000000000000));
+    const __m256i probed = _mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    return _mm256_cmpeq_epi8(probed, _mm256_set1_epi64x(-1));
 }
 
 /* the signed values of one weight block of a _0 format: element j of 32 (low nibbles first, then high) */
 static inline __m256i signed_values(const uint8_t *block, int type) {
     if (type == 8) return _mm256_loadu_si256((const __m256i *) (block + 2)); /* Q8_0 */
-    int8_t v[32];
-    if (type == 2) { /* Q4_0: nibble - 8 */
-        const block_q4_0 *b = (const block_q4_0 *) block;
-        for (int j = 0; j < 16; ++j) { v[j] = (int8_t) ((b->qs[j] & 0x0F) - 8); v[j + 16] = (int8_t) ((b->qs[j] >> 4) - 8); }
-    } else { /* Q5_0: (nibble | fifth bit << 4) - 16 */
-        const block_q5_0 *b = (const block_q5_0 *) block;
-        uint32_t qh;
-        memcpy(&qh, b->qh, 4);
-        for (int j = 0; j < 16; ++j) {
-            v[j] = (int8_t) (((b->qs[j] & 0x0F) | ((qh >> j) & 1) << 4) - 16);
-            v[j + 16] = (int8_t) (((b->qs[j] >> 4) | ((qh >> (j + 16)) & 1) << 4) - 16);
-        }
+    if (type == 2) return _mm256_sub_epi8(nibbles_32(block + 2), _mm256_set1_epi8(8)); /* Q4_0: nibble - 8 */
+    /* Q5_0: nibble | fifth bit << 4, minus 16 = nibble, or nibble - 16 where the fifth bit is clear */
+    const __m256i high = _mm256_andnot_si256(bits_32(block + 2), _mm256_set1_epi8((char) 0xF0));
+    return _mm256_or_si256(nibbles_32(block + 6), high);
+}
+
+static float dot_q4_1_q8_1(int64_t n_blocks, const block_q4_1 *x, const block_q8_1 *y) {
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t b = 0; b < n_blocks; ++b) {
+        mins += half_to_float(x[b].m) * half_to_float(y[b].s);
+        const __m256 scale = _mm256_set1_ps(half_to_float(x[b].d) * half_to_float(y[b].d));
+        const __m256i qa = _mm256_loadu_si256((const __m256i *) y[b].qs);
+        acc = _mm256_fmadd_ps(scale, lanes_u4_s8(nibbles_32(x[b].qs), qa), acc);
     }
-    return _mm256_loadu_si256((const __m256i *) v);
+    return hsum_float_8(acc) + mins;
 }
 
 static float dot_q0_q8_0(int64_t n_blocks, const uint8_t *x, int64_t block_bytes, int type, const block_q8_0 *y) {
