@@ -103,4 +103,4 @@ def print_table(rows: list[dict[str, Any]], info: dict[str, Any]) -> None:
         model = f"{info['architecture']} {info['parameters']} {info['quantization']}"
         table.add_row(model, f"{row['size'] / 2**20:.2f} MiB", info["parameters"], row["backend"],
                       str(row["threads"]), row["test"], f"{row['avg_ts']:.2f} ± {row['stddev_ts']:.2f}")
-    Console().print(table)
+    Console(width=max(Console().width, 110)).print(table)

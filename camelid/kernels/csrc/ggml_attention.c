@@ -30,6 +30,8 @@ static inline float ggml_expf(float x) {
     return ldexpf(j, (int) n); /* _mm512_scalef_ps: j * 2^n, rounded once */
 }
 
+static inline __m256 ggml_expf_8(__m256 x);
+
 /* y = silu(g) * u over rows of n (ggml_vec_swiglu_f32): chunks of 16 through ggml_v_silu, the tail through expf */
 void camelid_swiglu(const float *g, const float *u, float *y, int64_t rows, int64_t n) {
     #pragma omp parallel for schedule(static)
@@ -38,7 +40,12 @@ void camelid_swiglu(const float *g, const float *u, float *y, int64_t rows, int6
         float *yr = y + r * n;
         const int64_t vectorized = n & ~(int64_t) 15;
         int64_t i = 0;
-        for (; i < vectorized; ++i) yr[i] = gr[i] / (1.0f + ggml_expf(0.0f - gr[i])) * ur[i];
+        for (; i < vectorized; i += 8) {
+            const __m256 gv = _mm256_loadu_ps(gr + i);
+            const __m256 e = ggml_expf_8(_mm256_sub_ps(_mm256_setzero_ps(), gv));
+            const __m256 silu = _mm256_div_ps(gv, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+            _mm256_storeu_ps(yr + i, _mm256_mul_ps(silu, _mm256_loadu_ps(ur + i)));
+        }
         for (; i < n; ++i) yr[i] = gr[i] / (1.0f + expf(-gr[i])) * ur[i];
     }
 }
@@ -71,26 +78,69 @@ void camelid_geglu(const float *g, const float *u, float *y, int64_t rows, int64
     }
 }
 
-/* ggml_vec_dot_f16 on AVX-512 (x, y already widened from fp16) */
-static float dot_vec_f16(const float *x, const float *y, int64_t n) {
-    float acc[4][16] = {{0}};
+/* 16 float lanes as two __m256 (lanes 0-7, 8-15), halved until one is left: _mm512_reduce_add_ps's order */
+static inline float tree_16(__m256 lo, __m256 hi) { return hsum_float_8(_mm256_add_ps(lo, hi)); }
+
+static inline __m256 load_half_8(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *) p)); }
+
+/* ggml_vec_dot_f16 on AVX-512 (the fp16 row k against q, already rounded to fp16 values): four 16-lane
+ * accumulators over blocks of 64, combined (a0+a2)+(a1+a3), halved; a tail of n % 64 added in double */
+static float dot_vec_f16(const uint16_t *k, const float *q, int64_t n) {
+    __m256 lo[4], hi[4];
+    for (int j = 0; j < 4; ++j) lo[j] = hi[j] = _mm256_setzero_ps();
     const int64_t np = n & ~(int64_t) 63;
     for (int64_t i = 0; i < np; i += 64)
-        for (int j = 0; j < 4; ++j)
-            for (int l = 0; l < 16; ++l) acc[j][l] = fmaf(x[i + 16 * j + l], y[i + 16 * j + l], acc[j][l]);
-    float lanes[16];
-    for (int l = 0; l < 16; ++l) lanes[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
-    double sum = tree_sum_16(lanes);
-    for (int64_t i = np; i < n; ++i) sum += (double) (x[i] * y[i]);
+        for (int j = 0; j < 4; ++j) {
+            lo[j] = _mm256_fmadd_ps(load_half_8(k + i + 16 * j), _mm256_loadu_ps(q + i + 16 * j), lo[j]);
+            hi[j] = _mm256_fmadd_ps(load_half_8(k + i + 16 * j + 8), _mm256_loadu_ps(q + i + 16 * j + 8), hi[j]);
+        }
+    double sum = tree_16(_mm256_add_ps(_mm256_add_ps(lo[0], lo[2]), _mm256_add_ps(lo[1], lo[3])),
+                         _mm256_add_ps(_mm256_add_ps(hi[0], hi[2]), _mm256_add_ps(hi[1], hi[3])));
+    for (int64_t i = np; i < n; ++i) sum += (double) (half_to_float(k[i]) * q[i]);
     return (float) sum;
 }
 
 /* tinyBLAS<16, __m512>'s dot: one 16-lane accumulator, n a multiple of 16 */
-static float dot_tiny_f16(const float *x, const float *y, int64_t n) {
-    float acc[16] = {0};
-    for (int64_t i = 0; i < n; i += 16)
-        for (int l = 0; l < 16; ++l) acc[l] = fmaf(x[i + l], y[i + l], acc[l]);
-    return tree_sum_16(acc);
+static float dot_tiny_f16(const uint16_t *k, const float *q, int64_t n) {
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        lo = _mm256_fmadd_ps(load_half_8(k + i), _mm256_loadu_ps(q + i), lo);
+        hi = _mm256_fmadd_ps(load_half_8(k + i + 8), _mm256_loadu_ps(q + i + 8), hi);
+    }
+    return tree_16(lo, hi);
+}
+
+/* ggml_expf on 8 lanes: the same operations; 2^n applied by building the power of two when every |n| <= 126
+ * (exact, like _mm512_scalef_ps), lane by lane otherwise */
+static inline __m256 ggml_expf_8(__m256 x) {
+    const __m256 r = _mm256_set1_ps(0x1.8p23f);
+    const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r);
+    const __m256 n = _mm256_sub_ps(z, r);
+    const __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f),
+                                      _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+    const __m256 u = _mm256_mul_ps(b, b);
+    const __m256 j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+                        _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b, _mm256_set1_ps(1.0f)));
+    const __m256 abs_n = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), n);
+    const __m256 big = _mm256_cmp_ps(abs_n, _mm256_set1_ps(192.0f), _CMP_GT_OQ);
+    const __m256 mid = _mm256_andnot_ps(big, _mm256_cmp_ps(abs_n, _mm256_set1_ps(126.0f), _CMP_GT_OQ));
+    if (_mm256_movemask_ps(mid)) {
+        float xs[8], ys[8];
+        _mm256_storeu_ps(xs, x);
+        for (int l = 0; l < 8; ++l) ys[l] = ggml_expf(xs[l]);
+        return _mm256_loadu_ps(ys);
+    }
+    const __m256i exponent = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    const __m256 scaled = _mm256_mul_ps(j, _mm256_castsi256_ps(exponent));
+    const __m256 limit = _mm256_blendv_ps(_mm256_set1_ps(INFINITY), _mm256_setzero_ps(),
+                                          _mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ));
+    return _mm256_blendv_ps(scaled, limit, big);
+}
+
+static inline __m256 round_to_half_8(__m256 x) {
+    return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
 }
 
 static inline int visible(int64_t key, int64_t query, int64_t window) {
@@ -118,11 +168,11 @@ void camelid_attention_f16(const float *q, uint16_t *k_cache, uint16_t *v_cache,
         }
     const int64_t padded = (n_keys + 63) & ~(int64_t) 63;
     const int tiny_kq = tiny && Dk % 16 == 0;
+    const int64_t lanes = tiny ? 16 : 64; /* kqv accumulators: cell mod 16 (tinyBLAS) or mod 64 (vec_dot_f16) */
     #pragma omp parallel
     {
-        float *buffer = malloc(sizeof(float) * (size_t) (Dk + Dk + 2 * padded + 64 * Dv + Dv));
-        float *qh = buffer, *kh = qh + Dk, *score = kh + Dk, *prob = score + padded, *acc = prob + padded;
-        float *vrow = acc + 64 * Dv;
+        float *buffer = aligned_alloc(64, sizeof(float) * (size_t) ((Dk + 2 * padded + 64 * Dv + 15) / 16 * 16 + 16));
+        float *qh = buffer, *score = qh + Dk, *prob = score + padded, *acc = prob + padded;
         #pragma omp for schedule(static) collapse(2)
         for (int64_t token = 0; token < B * T; ++token) {
             for (int64_t h = 0; h < H; ++h) {
@@ -137,38 +187,39 @@ void camelid_attention_f16(const float *q, uint16_t *k_cache, uint16_t *v_cache,
                 float max = -INFINITY;
                 for (int64_t c = 0; c < padded; ++c) {
                     if (c >= n_keys || !visible(c, p, window)) { score[c] = -INFINITY; continue; }
-                    for (int64_t d = 0; d < Dk; ++d) kh[d] = half_to_float(keys[c * Dk + d]);
-                    const float dot = tiny_kq ? dot_tiny_f16(kh, qh, Dk) : dot_vec_f16(kh, qh, Dk);
+                    const float dot = tiny_kq ? dot_tiny_f16(keys + c * Dk, qh, Dk) : dot_vec_f16(keys + c * Dk, qh, Dk);
                     score[c] = dot * scale;
                     max = fmaxf(max, score[c]);
                 }
                 double sum = 0.0;
+                const __m256 max8 = _mm256_set1_ps(max);
                 for (int64_t c = 0; c < padded; c += 16) {
-                    float chunk[16];
-                    for (int l = 0; l < 16; ++l) {
-                        const float s = score[c + l];
-                        prob[c + l] = s == -INFINITY ? 0.0f : ggml_expf(s - max);
-                        chunk[l] = prob[c + l];
-                    }
-                    sum += (double) tree_sum_16(chunk);
+                    const __m256 lo = ggml_expf_8(_mm256_sub_ps(_mm256_loadu_ps(score + c), max8));
+                    const __m256 hi = ggml_expf_8(_mm256_sub_ps(_mm256_loadu_ps(score + c + 8), max8));
+                    _mm256_storeu_ps(prob + c, lo);
+                    _mm256_storeu_ps(prob + c + 8, hi);
+                    sum += (double) tree_16(lo, hi);
                 }
-                const float inv = (float) (1.0 / sum);
-                for (int64_t c = 0; c < padded; ++c) prob[c] = round_to_half(prob[c] * inv);
-                /* kqv: lane (c mod 64) of the accumulators; tinyBLAS uses only c mod 16, folded below */
-                memset(acc, 0, sizeof(float) * (size_t) (64 * Dv));
+                const __m256 inv = _mm256_set1_ps((float) (1.0 / sum));
+                for (int64_t c = 0; c < padded; c += 8)
+                    _mm256_storeu_ps(prob + c, round_to_half_8(_mm256_mul_ps(_mm256_loadu_ps(prob + c), inv)));
+                memset(acc, 0, sizeof(float) * (size_t) (lanes * Dv));
                 for (int64_t c = 0; c < n_keys; ++c) {
                     if (prob[c] == 0.0f) continue; /* fma(0, v, a) == a */
-                    float *a = acc + (tiny ? c % 16 : c % 64) * Dv;
-                    for (int64_t d = 0; d < Dv; ++d) vrow[d] = half_to_float(values[c * Dv + d]);
-                    for (int64_t d = 0; d < Dv; ++d) a[d] = fmaf(vrow[d], prob[c], a[d]);
+                    float *a = acc + (c % lanes) * Dv;
+                    const uint16_t *v = values + c * Dv;
+                    const __m256 pc = _mm256_set1_ps(prob[c]);
+                    int64_t d = 0;
+                    for (; d + 8 <= Dv; d += 8)
+                        _mm256_storeu_ps(a + d, _mm256_fmadd_ps(load_half_8(v + d), pc, _mm256_loadu_ps(a + d)));
+                    for (; d < Dv; ++d) a[d] = fmaf(half_to_float(v[d]), prob[c], a[d]);
                 }
                 for (int64_t d = 0; d < Dv; ++d) {
-                    float lanes[16];
+                    float lane[16];
                     for (int l = 0; l < 16; ++l)
-                        lanes[l] = tiny ? acc[l * Dv + d]
-                                        : (acc[l * Dv + d] + acc[(32 + l) * Dv + d])
-                                          + (acc[(16 + l) * Dv + d] + acc[(48 + l) * Dv + d]);
-                    o[d] = tree_sum_16(lanes);
+                        lane[l] = tiny ? acc[l * Dv + d]
+                                       : (acc[l * Dv + d] + acc[(32 + l) * Dv + d]) + (acc[(16 + l) * Dv + d] + acc[(48 + l) * Dv + d]);
+                    o[d] = tree_sum_16(lane);
                 }
             }
         }

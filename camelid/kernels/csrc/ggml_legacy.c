@@ -95,6 +95,64 @@ static float dot_q0_q8_0(int64_t n_blocks, const uint8_t *x, int64_t block_bytes
     return hsum_float_8(acc);
 }
 
+/* one weight row against four activation rows (a batch): the weight block is unpacked once for the four dot
+ * products; each keeps its own accumulator and the order of its operations, so every result is unchanged */
+static void dot_x4_q4_1(int64_t n_blocks, const block_q4_1 *x, const uint8_t *a, int64_t a_stride, float *out,
+                        int64_t out_stride) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    float mins[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (int64_t b = 0; b < n_blocks; ++b) {
+        const float dw = half_to_float(x[b].d), mw = half_to_float(x[b].m);
+        const __m256i qw = nibbles_32(x[b].qs);
+        for (int j = 0; j < 4; ++j) {
+            const block_q8_1 *y = (const block_q8_1 *) (a + j * a_stride) + b;
+            mins[j] += mw * half_to_float(y->s);
+            const __m256 scale = _mm256_set1_ps(dw * half_to_float(y->d));
+            acc[j] = _mm256_fmadd_ps(scale, lanes_u4_s8(qw, _mm256_loadu_si256((const __m256i *) y->qs)), acc[j]);
+        }
+    }
+    for (int j = 0; j < 4; ++j) out[j * out_stride] = hsum_float_8(acc[j]) + mins[j];
+}
+
+static void dot_x4_q0(int64_t n_blocks, const uint8_t *x, int64_t block_bytes, int type, const uint8_t *a,
+                      int64_t a_stride, float *out, int64_t out_stride) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t b = 0; b < n_blocks; ++b, x += block_bytes) {
+        uint16_t d;
+        memcpy(&d, x, 2);
+        const float dw = half_to_float(d);
+        const __m256i qw = signed_values(x, type);
+        const __m256i uw = _mm256_sign_epi8(qw, qw);
+        for (int j = 0; j < 4; ++j) {
+            const block_q8_0 *y = (const block_q8_0 *) (a + j * a_stride) + b;
+            const __m256 scale = _mm256_set1_ps(dw * half_to_float(y->d));
+            const __m256i qa = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *) y->qs), qw);
+            acc[j] = _mm256_fmadd_ps(scale, lanes_u4_s8(uw, qa), acc[j]);
+        }
+    }
+    for (int j = 0; j < 4; ++j) out[j * out_stride] = hsum_float_8(acc[j]);
+}
+
+void camelid_dot_x4_q4_1(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
+                         int64_t out_stride) {
+    dot_x4_q4_1(n_in / 32, (const block_q4_1 *) w, a, a_stride, out, out_stride);
+}
+
+void camelid_dot_x4_q4_0(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
+                         int64_t out_stride) {
+    dot_x4_q0(n_in / 32, w, 18, 2, a, a_stride, out, out_stride);
+}
+
+void camelid_dot_x4_q5_0(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
+                         int64_t out_stride) {
+    dot_x4_q0(n_in / 32, w, 22, 6, a, a_stride, out, out_stride);
+}
+
+void camelid_dot_x4_q8_0(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
+                         int64_t out_stride) {
+    dot_x4_q0(n_in / 32, w, 34, 8, a, a_stride, out, out_stride);
+}
+
 /* the uniform row-dot signature of camelid_matmul (matmul.c): weight row, activation row, n_in, row index, rows */
 float camelid_dot_q4_1(const uint8_t *w, const uint8_t *a, int64_t n_in, int64_t t, int64_t n_tokens) {
     (void) t, (void) n_tokens;

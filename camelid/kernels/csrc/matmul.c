@@ -7,6 +7,9 @@
 #include "ggml_common.h"
 
 typedef float (*dot_fn)(const uint8_t *w, const uint8_t *a, int64_t n_in, int64_t t, int64_t n_tokens);
+/* one weight row against 4 activation rows a_stride apart, results out_stride apart; same values as dot_fn */
+typedef void (*dot_x4_fn)(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
+                          int64_t out_stride);
 
 float camelid_dot_q4_0(const uint8_t *, const uint8_t *, int64_t, int64_t, int64_t);
 float camelid_dot_q4_1(const uint8_t *, const uint8_t *, int64_t, int64_t, int64_t);
@@ -14,6 +17,10 @@ float camelid_dot_q5_0(const uint8_t *, const uint8_t *, int64_t, int64_t, int64
 float camelid_dot_q8_0(const uint8_t *, const uint8_t *, int64_t, int64_t, int64_t);
 float camelid_dot_q4_K(const uint8_t *, const uint8_t *, int64_t, int64_t, int64_t);
 float camelid_dot_q6_K(const uint8_t *, const uint8_t *, int64_t, int64_t, int64_t);
+void camelid_dot_x4_q4_0(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t);
+void camelid_dot_x4_q4_1(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t);
+void camelid_dot_x4_q5_0(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t);
+void camelid_dot_x4_q8_0(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t);
 void camelid_quantize_q8_0(const float *x, void *y, int64_t n);
 void camelid_quantize_q8_1(const float *x, void *y, int64_t n);
 void camelid_quantize_q8_K(const float *x, void *y, int64_t n);
@@ -26,12 +33,16 @@ typedef struct {
     int64_t block;    /* values per weight block */
     int64_t bytes;    /* bytes per weight block */
     dot_fn dot;
+    dot_x4_fn dot_x4; /* for batches; NULL: one activation row at a time */
 } format;
 
 static const format FORMATS[] = {
-    {2, ACT_Q8_0, 32, 18, camelid_dot_q4_0},   {3, ACT_Q8_1, 32, 20, camelid_dot_q4_1},
-    {6, ACT_Q8_0, 32, 22, camelid_dot_q5_0},   {8, ACT_Q8_0, 32, 34, camelid_dot_q8_0},
-    {12, ACT_Q8_K, 256, 144, camelid_dot_q4_K}, {14, ACT_Q8_K, 256, 210, camelid_dot_q6_K},
+    {2, ACT_Q8_0, 32, 18, camelid_dot_q4_0, camelid_dot_x4_q4_0},
+    {3, ACT_Q8_1, 32, 20, camelid_dot_q4_1, camelid_dot_x4_q4_1},
+    {6, ACT_Q8_0, 32, 22, camelid_dot_q5_0, camelid_dot_x4_q5_0},
+    {8, ACT_Q8_0, 32, 34, camelid_dot_q8_0, camelid_dot_x4_q8_0},
+    {12, ACT_Q8_K, 256, 144, camelid_dot_q4_K, NULL},
+    {14, ACT_Q8_K, 256, 210, camelid_dot_q6_K, NULL},
 };
 
 static const format *format_of(int type) {
@@ -80,16 +91,30 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
             else camelid_quantize_q8_K(x + t * n_in, row, n_in);
         }
     }
+    /* blocks of ROWS weight rows (of one matrix) x TOKENS activation rows stay in the L1 cache while they meet */
+    enum { ROWS = 16, TOKENS = 64 };
+    int64_t blocks = 0;
+    for (int m = 0; m < count; ++m) blocks += (n_outs[m] + ROWS - 1) / ROWS;
     #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < total_rows; ++r) {
+    for (int64_t blk = 0; blk < blocks; ++blk) {
         int m = 0;
-        int64_t o = r, offset = 0;
-        while (o >= n_outs[m]) { o -= n_outs[m]; offset += n_outs[m]; ++m; }
+        int64_t first = blk, offset = 0;
+        while (first >= (n_outs[m] + ROWS - 1) / ROWS) { first -= (n_outs[m] + ROWS - 1) / ROWS; offset += n_outs[m]; ++m; }
         const format *f = formats[m];
-        const uint8_t *w = (const uint8_t *) weights[m] + o * (n_in / f->block) * f->bytes;
-        const int64_t stride = act_row_bytes(f->act, n_in);
-        for (int64_t t = 0; t < n_tokens; ++t)
-            out[t * out_stride + offset + o] = f->dot(w, acts[f->act] + t * stride, n_in, t, n_tokens);
+        const int64_t row_bytes = (n_in / f->block) * f->bytes, stride = act_row_bytes(f->act, n_in);
+        const int64_t o_begin = first * ROWS, o_end = o_begin + ROWS < n_outs[m] ? o_begin + ROWS : n_outs[m];
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += TOKENS) {
+            const int64_t t_end = t0 + TOKENS < n_tokens ? t0 + TOKENS : n_tokens;
+            for (int64_t o = o_begin; o < o_end; ++o) {
+                const uint8_t *w = (const uint8_t *) weights[m] + o * row_bytes;
+                float *column = out + offset + o;
+                int64_t t = t0;
+                if (f->dot_x4)
+                    for (; t + 4 <= t_end; t += 4)
+                        f->dot_x4(w, acts[f->act] + t * stride, stride, n_in, column + t * out_stride, out_stride);
+                for (; t < t_end; ++t) column[t * out_stride] = f->dot(w, acts[f->act] + t * stride, n_in, t, n_tokens);
+            }
+        }
     }
     return 0;
 }
