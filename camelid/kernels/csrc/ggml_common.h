@@ -11,8 +11,10 @@
 #include <math.h>
 #include <stdint.h>
 
-typedef struct { uint16_t d; int8_t qs[32]; } block_q8_0;    /* 34 bytes */
-typedef struct { uint16_t d, s; int8_t qs[32]; } block_q8_1; /* 36 bytes */
+/* ggml's Q8_0 / Q8_1 activation blocks, with the fp16 fields kept as the float values they stand for (converted
+ * once when the activations are quantized, instead of in every dot product that reads them) */
+typedef struct { float d; int8_t qs[32]; } block_q8_0;    /* 36 bytes; d = fp16(amax / 127) */
+typedef struct { float d, s; int8_t qs[32]; } block_q8_1; /* 40 bytes; s = fp16(d * sum q) */
 
 static inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
 static inline uint16_t float_to_half(float f) { return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }

@@ -21,8 +21,8 @@ void camelid_quantize_q8_1(const float *x, void *out, int64_t n) {
     for (int64_t b = 0; b < n / 32; ++b, x += 32) {
         float d;
         const int sum = quantize_block_q8(x, y[b].qs, &d);
-        y[b].d = float_to_half(d);
-        y[b].s = float_to_half(d * (float) sum);
+        y[b].d = round_to_half(d);
+        y[b].s = round_to_half(d * (float) sum);
     }
 }
 
@@ -31,7 +31,7 @@ void camelid_quantize_q8_0(const float *x, void *out, int64_t n) {
     for (int64_t b = 0; b < n / 32; ++b, x += 32) {
         float d;
         quantize_block_q8(x, y[b].qs, &d);
-        y[b].d = float_to_half(d);
+        y[b].d = round_to_half(d);
     }
 }
 
@@ -75,8 +75,8 @@ static float dot_q4_1_q8_1(int64_t n_blocks, const block_q4_1 *x, const block_q8
     __m256 acc = _mm256_setzero_ps();
     float mins = 0.0f;
     for (int64_t b = 0; b < n_blocks; ++b) {
-        mins += half_to_float(x[b].m) * half_to_float(y[b].s);
-        const __m256 scale = _mm256_set1_ps(half_to_float(x[b].d) * half_to_float(y[b].d));
+        mins += half_to_float(x[b].m) * y[b].s;
+        const __m256 scale = _mm256_set1_ps(half_to_float(x[b].d) * y[b].d);
         const __m256i qa = _mm256_loadu_si256((const __m256i *) y[b].qs);
         acc = _mm256_fmadd_ps(scale, lanes_u4_s8(nibbles_32(x[b].qs), qa), acc);
     }
@@ -88,7 +88,7 @@ static float dot_q0_q8_0(int64_t n_blocks, const uint8_t *x, int64_t block_bytes
     for (int64_t b = 0; b < n_blocks; ++b, x += block_bytes) {
         uint16_t dw;
         memcpy(&dw, x, 2);
-        const __m256 scale = _mm256_set1_ps(half_to_float(dw) * half_to_float(y[b].d));
+        const __m256 scale = _mm256_set1_ps(half_to_float(dw) * y[b].d);
         const __m256i qa = _mm256_loadu_si256((const __m256i *) y[b].qs);
         acc = _mm256_fmadd_ps(scale, lanes_s8_s8(signed_values(x, type), qa), acc);
     }
@@ -106,8 +106,8 @@ static void dot_x4_q4_1(int64_t n_blocks, const block_q4_1 *x, const uint8_t *a,
         const __m256i qw = nibbles_32(x[b].qs);
         for (int j = 0; j < 4; ++j) {
             const block_q8_1 *y = (const block_q8_1 *) (a + j * a_stride) + b;
-            mins[j] += mw * half_to_float(y->s);
-            const __m256 scale = _mm256_set1_ps(dw * half_to_float(y->d));
+            mins[j] += mw * y->s;
+            const __m256 scale = _mm256_set1_ps(dw * y->d);
             acc[j] = _mm256_fmadd_ps(scale, lanes_u4_s8(qw, _mm256_loadu_si256((const __m256i *) y->qs)), acc[j]);
         }
     }
@@ -125,7 +125,7 @@ static void dot_x4_q0(int64_t n_blocks, const uint8_t *x, int64_t block_bytes, i
         const __m256i uw = _mm256_sign_epi8(qw, qw);
         for (int j = 0; j < 4; ++j) {
             const block_q8_0 *y = (const block_q8_0 *) (a + j * a_stride) + b;
-            const __m256 scale = _mm256_set1_ps(dw * half_to_float(y->d));
+            const __m256 scale = _mm256_set1_ps(dw * y->d);
             const __m256i qa = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *) y->qs), qw);
             acc[j] = _mm256_fmadd_ps(scale, lanes_u4_s8(uw, qa), acc[j]);
         }

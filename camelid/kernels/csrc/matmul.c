@@ -54,7 +54,7 @@ static const format *format_of(int type) {
 int camelid_matmul_supports(int type) { return format_of(type) != NULL; }
 
 static int64_t act_row_bytes(int act, int64_t n_in) {
-    return act == ACT_Q8_K ? n_in / 256 * 292 : n_in / 32 * (act == ACT_Q8_1 ? 36 : 34);
+    return act == ACT_Q8_K ? n_in / 256 * 292 : n_in / 32 * (act == ACT_Q8_1 ? 40 : 36);
 }
 
 /* bytes of scratch camelid_matmul needs for n_tokens rows of n_in values */
