@@ -36,6 +36,8 @@ SIGNATURES = {
     "camelid_attention_f16": [_ptr, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, _i64, _i64, _i64, _i64, _i64,
                               _i64, ctypes.c_float, ctypes.c_int, _ptr, _ptr, _ptr],
     "camelid_rmsnorm": [_ptr, _ptr, _ptr, _i64, _i64, ctypes.c_float],
+    "camelid_block_forward": [_ptr, _ptr, _i64, _i64, _ptr, _ptr, _ptr, _ptr, _ptr],
+    "camelid_block_scratch": [_ptr, _i64],
     "camelid_rope_apply": [_ptr, _ptr, _ptr, _i64, _i64, _i64, _i64, ctypes.c_int],
     "camelid_set_threads": [ctypes.c_int],
     "camelid_rope_tables": [_ptr, _i64, ctypes.c_int, ctypes.c_float, ctypes.c_float, _ptr, ctypes.c_float,
@@ -254,6 +256,39 @@ def rope_tables(positions: torch.Tensor, n_rot: int, base: float, freq_scale: fl
                             _ptr_of(factor_data) if factor_data is not None else None, 1.0 if yarn else 0.0,
                             attn_factor, original_context, beta_fast, beta_slow, _ptr_of(cos), _ptr_of(sin))
     return cos.view(*positions.shape, half), sin.view(*positions.shape, half)
+
+
+class BlockSpec(ctypes.Structure):
+    """camelid_block (csrc/block.c): one transformer layer's shapes, flags, norm weights and quantized weights."""
+
+    _fields_ = [(name, ctypes.c_int64) for name in ("n_embd", "n_head", "n_head_kv", "head_dim_k", "head_dim_v",
+                                                     "n_ff", "n_rot", "n_ctx", "window")] + [
+        ("eps", ctypes.c_float), ("scale", ctypes.c_float), ("scale_queries_first", ctypes.c_int),
+        ("neox", ctypes.c_int), ("gelu", ctypes.c_int)] + [
+        (name, ctypes.c_void_p) for name in ("attn_norm", "q_norm", "k_norm", "post_attn_norm", "ffn_norm",
+                                             "post_ffw_norm")] + [
+        ("weights", ctypes.c_void_p * 7), ("types", ctypes.c_int * 7), ("k_cache", ctypes.c_void_p),
+        ("v_cache", ctypes.c_void_p)]
+
+
+def block_forward(spec: BlockSpec, x: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor,
+                  cos: torch.Tensor, sin: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """One whole layer natively: x [B, T, n_embd] -> the layer's output (a new tensor). The caller has checked
+    that every weight has a native type; keys/values are the layer's fp16 cache [n_slots, Hkv, n_ctx, D]."""
+    lib = library()
+    assert lib is not None
+    out = x.to(torch.float32).contiguous().clone()
+    batch, n_tokens = positions.shape
+    spec.k_cache, spec.v_cache, spec.n_ctx = keys.data_ptr(), values.data_ptr(), keys.shape[2]
+    scratch = _scratch(lib.camelid_block_scratch(ctypes.byref(spec), batch * n_tokens))
+    positions = positions.to(torch.int64).contiguous()
+    slots = slots.to(torch.int64).contiguous()
+    status = lib.camelid_block_forward(ctypes.byref(spec), out.data_ptr(), batch, n_tokens, positions.data_ptr(),
+                                       slots.data_ptr(), cos.contiguous().data_ptr(), sin.contiguous().data_ptr(),
+                                       scratch.data_ptr())
+    if status != 0:
+        raise RuntimeError("native block refused its weights")  # excluded by the caller's checks
+    return out
 
 
 def register() -> None:

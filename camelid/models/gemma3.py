@@ -27,6 +27,8 @@ DEFAULT_LOCAL_ROPE_BASE = 10000.0
 class Gemma3Block(DecoderBlock):
     """h = x + post_attention_norm(attn(attn_norm(x))); h + post_ffw_norm(mlp(ffn_norm(h)))."""
 
+    gelu = True
+
     def __init__(self, config: ModelConfig, layer_index: int, *, local: bool, query_scale: float) -> None:
         super().__init__(config, layer_index, rope_name="local" if local else "global",
                          window=config.sliding_window if local else None, query_scale=query_scale,
@@ -47,6 +49,9 @@ class Gemma3Block(DecoderBlock):
         self.post_ffw_norm = RMSNorm(e, config.rms_eps)
 
     def forward(self, x: torch.Tensor, context: ForwardContext) -> torch.Tensor:  # [B, T, n_embd]
+        native_out = self.native_forward(x, context)
+        if native_out is not None:
+            return native_out
         h = x + self.post_attention_norm(self.self_attention(self.attn_norm(x), context))
         return h + self.post_ffw_norm(self.gated_mlp(self.ffn_norm(h), geglu))
 

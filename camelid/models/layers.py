@@ -18,9 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from camelid.kernels import native
 from camelid.kernels.activations import geglu, gelu_tanh, swiglu  # noqa: F401  (re-exported for the models)
 from camelid.kernels.attention import attend, attention_mask, grouped_attention  # noqa: F401
-from camelid.kernels.layers import apply_linears
+from camelid.kernels.layers import QuantLinear, apply_linears
 from camelid.kernels.native import rmsnorm, rope_apply, rope_tables
 from camelid.models.config import ModelConfig
 
@@ -211,6 +212,42 @@ class DecoderBlock(nn.Module):
         self.query_scale = query_scale if query_scale is not None else float32_inverse_sqrt(config.head_dim_k)
         # True: q * query_scale before attention, softmax scale 1 (gemma3 in llama.cpp); False: the softmax scales
         self.scale_queries_first = scale_queries_first
+
+    gelu: bool = False  # the gated MLP's activation: GELU (tanh) instead of SiLU
+
+    def native_forward(self, x: torch.Tensor, context: ForwardContext) -> torch.Tensor | None:
+        """The whole layer in one native call (identical results), or None when this block or this run cannot
+        take it: a projection without a native format or with a bias, a cache not in fp16, float32 numerics."""
+        spec = self.__dict__.get("_native_spec", False)
+        if spec is False:
+            spec = self.__dict__["_native_spec"] = self._build_native_spec()
+        if spec is None or not native.active() or context.cache.dtype != torch.float16:
+            return None
+        rope = context.rope[self.rope_name]
+        spec.n_rot, spec.neox = 2 * rope.cos.shape[-1], int(rope.neox)
+        return native.block_forward(spec, x, context.positions, context.slots, rope.cos, rope.sin,
+                                    context.cache.keys[self.layer_index], context.cache.values[self.layer_index])
+
+    def _build_native_spec(self) -> native.BlockSpec | None:
+        names = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+        modules = [getattr(self, name, None) for name in names]
+        if not all(isinstance(m, QuantLinear) and m.bias is None and m.ggml_type in native.NATIVE_TYPES
+                   for m in modules):
+            return None
+        spec = native.BlockSpec(
+            n_embd=self.attn_norm.weight.shape[0], n_head=self.n_head, n_head_kv=self.n_head_kv,
+            head_dim_k=self.head_dim_k, head_dim_v=self.head_dim_v, n_ff=self.ffn_gate.out_features,
+            window=self.window or 0, eps=self.attn_norm.eps, scale=self.query_scale,
+            scale_queries_first=int(self.scale_queries_first), neox=0, gelu=int(self.gelu))
+        for slot, name in (("attn_norm", "attn_norm"), ("q_norm", "attn_q_norm"), ("k_norm", "attn_k_norm"),
+                            ("post_attn_norm", "post_attention_norm"), ("ffn_norm", "ffn_norm"),
+                            ("post_ffw_norm", "post_ffw_norm")):
+            norm = getattr(self, name, None)
+            setattr(spec, slot, norm.weight.data_ptr() if norm is not None else None)
+        for i, module in enumerate(modules):
+            spec.weights[i], spec.types[i] = module.weight.data_ptr(), int(module.ggml_type)
+        self.__dict__["_native_keep"] = modules  # the spec holds raw pointers into these
+        return spec
 
     def project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x [B, T, n_embd] -> q [B, T, H*Dk], k [B, T, Hkv*Dk], v [B, T, Hkv*Dv]."""

@@ -39,6 +39,9 @@ class LlamaBlock(DecoderBlock):
         self.ffn_down = nn.Linear(config.n_ff, config.n_embd, bias=False)
 
     def forward(self, x: torch.Tensor, context: ForwardContext) -> torch.Tensor:  # [B, T, n_embd]
+        native_out = self.native_forward(x, context)
+        if native_out is not None:
+            return native_out
         h = x + self.self_attention(self.attn_norm(x), context)
         return h + self.gated_mlp(self.ffn_norm(h))
 

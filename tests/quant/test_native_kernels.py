@@ -118,3 +118,31 @@ def test_native_attention_orders_differ_as_ggml_does() -> None:
     assert pair is not None and alone is not None
     assert (pair[:, 1:] - alone).abs().max() < 1e-5
     assert not torch.equal(pair[:, 1:], alone)
+
+
+@needs_native
+@pytest.mark.parametrize("name", ["smollm2:135m", "gemma3:270m"])
+def test_native_block_equals_the_layer_by_op_path(name: str) -> None:
+    """The whole-layer native call composes the same kernels as the Python forward: identical logits, for a
+    prompt batch and for a one-token decode step after it."""
+    import camelid
+
+    model = camelid.load(name).model
+    tokens = torch.tensor([[2, 818, 5279, 529, 7001, 3761, 107]])
+    step = torch.tensor([[9259]])
+
+    def run() -> tuple[torch.Tensor, torch.Tensor]:
+        cache = model.new_cache(1, 64)
+        slots = torch.tensor([0])
+        with torch.inference_mode():
+            prompt = model(tokens, torch.arange(7)[None], cache, slots)
+            decode = model(step, torch.tensor([[7]]), cache, slots)
+        return prompt, decode
+
+    fused = run()
+    for block in model.blk:
+        block.__dict__["_native_spec"] = None  # this block cannot take the native path
+    by_op = run()
+    for block in model.blk:
+        del block.__dict__["_native_spec"]
+    assert torch.equal(fused[0], by_op[0]) and torch.equal(fused[1], by_op[1])
