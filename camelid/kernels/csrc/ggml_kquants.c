@@ -45,27 +45,50 @@ void camelid_quantize_q8_K(const float *x, void *out, int64_t n) {
     }
 }
 
-static float dot_q6_K_q8_K(int64_t n_blocks, const block_q6_K *x, const block_q8_K *y) {
-    float acc[8] = {0};
-    for (int64_t b = 0; b < n_blocks; ++b) {
-        const float d = y[b].d * half_to_float(x[b].d);
-        int32_t sumi[8] = {0};
-        for (int half = 0; half < 2; ++half) {
-            const uint8_t *ql = x[b].ql + 64 * half, *qh = x[b].qh + 32 * half;
-            for (int l = 0; l < 32; ++l) {
-                const int e = 128 * half + l;
-                const int q[4] = {(ql[l] & 0xF) | ((qh[l] >> 0) & 3) << 4, (ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4,
-                                  (ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4, (ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4};
-                for (int c = 0; c < 4; ++c) /* element e + 32c, lane (l / 4) */
-                    sumi[l / 4] += x[b].scales[(e + 32 * c) / 16] * q[c] * y[b].qs[e + 32 * c];
-            }
-        }
-        for (int m = 0; m < 8; ++m) {
-            sumi[m] -= 32 * (x[b].scales[2 * m] * y[b].bsums[2 * m] + x[b].scales[2 * m + 1] * y[b].bsums[2 * m + 1]);
-            acc[m] = fmaf(d, (float) sumi[m], acc[m]);
+/* the 8 int32 lanes of one Q6_K super-block as ggml's AVX2 vec_dot forms them: lane m holds
+ * sum over the elements e with (e mod 32) / 4 == m of sc[e/16] * q6(e) * q8(e), minus 32 (sc[2m] bsum[2m] + sc[2m+1]
+ * bsum[2m+1]); integer arithmetic, so any way of forming the sums gives these values */
+static inline __m256i q6_K_lanes(const block_q6_K *x, const block_q8_K *y) {
+    const __m256i m15 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int half = 0; half < 2; ++half) {
+        const uint8_t *ql = x->ql + 64 * half, *qh = x->qh + 32 * half;
+        const __m256i lo1 = _mm256_loadu_si256((const __m256i *) ql), lo2 = _mm256_loadu_si256((const __m256i *) (ql + 32));
+        const __m256i hb = _mm256_loadu_si256((const __m256i *) qh);
+        const __m256i q[4] = {
+            _mm256_or_si256(_mm256_and_si256(lo1, m15), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4)),
+            _mm256_or_si256(_mm256_and_si256(lo2, m15), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo1, 4), m15),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4)),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo2, 4), m15),
+                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4))};
+        for (int c = 0; c < 4; ++c) { /* elements 128 half + 32 c + (0..31) */
+            const int chunk = 4 * half + c;
+            const __m256i q8 = _mm256_loadu_si256((const __m256i *) (y->qs + 32 * chunk));
+            const __m256i p16 = _mm256_maddubs_epi16(q[c], q8);
+            const __m256i sc = _mm256_setr_m128i(_mm_set1_epi16(x->scales[2 * chunk]), _mm_set1_epi16(x->scales[2 * chunk + 1]));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, sc));
         }
     }
-    return hsum_float_8(_mm256_loadu_ps(acc));
+    const __m256i bsums = _mm256_loadu_si256((const __m256i *) y->bsums);
+    const __m256i scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) x->scales));
+    return _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(bsums, scales), 5));
+}
+
+static inline int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+static float dot_q6_K_q8_K(int64_t n_blocks, const block_q6_K *x, const block_q8_K *y) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n_blocks; ++b) {
+        const float d = y[b].d * half_to_float(x[b].d);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(q6_K_lanes(&x[b], &y[b])), acc);
+    }
+    return hsum_float_8(acc);
 }
 
 /* ggml's tiled K-quant matmul (batches of 8 or more rows): per super-block the exact integer
@@ -74,19 +97,7 @@ static float dot_q6_K_q8_K(int64_t n_blocks, const block_q6_K *x, const block_q8
 static float dot_q6_K_q8_K_tiled(int64_t n_blocks, const block_q6_K *x, const block_q8_K *y) {
     float acc = 0.0f;
     for (int64_t b = 0; b < n_blocks; ++b) {
-        int32_t raw[16] = {0};
-        for (int half = 0; half < 2; ++half) {
-            const uint8_t *ql = x[b].ql + 64 * half, *qh = x[b].qh + 32 * half;
-            for (int l = 0; l < 32; ++l) {
-                const int e = 128 * half + l;
-                const int q[4] = {(ql[l] & 0xF) | ((qh[l] >> 0) & 3) << 4, (ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4,
-                                  (ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4, (ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4};
-                for (int c = 0; c < 4; ++c) raw[(e + 32 * c) / 16] += q[c] * y[b].qs[e + 32 * c];
-            }
-        }
-        int32_t s1 = 0;
-        for (int g = 0; g < 16; ++g) s1 += x[b].scales[g] * (raw[g] - 32 * y[b].bsums[g]);
-        const float result = (float) s1 * half_to_float(x[b].d);
+        const float result = (float) hsum_epi32(q6_K_lanes(&x[b], &y[b])) * half_to_float(x[b].d);
         acc = fmaf(result, y[b].d, acc);
     }
     return acc;
@@ -112,24 +123,35 @@ static inline void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
     }
 }
 
-/* pairs = 1: sums per super-block (gemv); pairs = 4: per pair of sub-blocks (gemm) */
+/* pairs = 1: sums per super-block (gemv); pairs = 4: per pair of sub-blocks (gemm). The integer sums are formed
+ * with maddubs/madd lanes and added up; being integers they equal ggml's however they are grouped. */
 static float dot_q4_K_q8_K(int64_t n_blocks, const block_q4_K *x, const block_q8_K *y, int pairs) {
     float acc = 0.0f, acc_min = 0.0f;
+    const __m256i m15 = _mm256_set1_epi8(15);
     for (int64_t b = 0; b < n_blocks; ++b) {
         const float scale = half_to_float(x[b].d) * y[b].d, scale_min = half_to_float(x[b].dmin) * y[b].d;
-        for (int part = 0; part < pairs; ++part) {
-            int32_t isum = 0, imin = 0;
-            for (int s = part * 8 / pairs; s < (part + 1) * 8 / pairs; ++s) {
-                int sc, m;
-                scale_min_k4(s, x[b].scales, &sc, &m);
-                const uint8_t *qs = x[b].qs + 32 * (s / 2);
-                const int8_t *q8 = y[b].qs + 32 * s;
-                int32_t dot = 0;
-                for (int l = 0; l < 32; ++l) dot += (s % 2 ? qs[l] >> 4 : qs[l] & 0xF) * q8[l];
-                isum += sc * dot;
-                imin += m * (y[b].bsums[2 * s] + y[b].bsums[2 * s + 1]);
+        int sc[8], mn[8];
+        for (int s = 0; s < 8; ++s) scale_min_k4(s, x[b].scales, &sc[s], &mn[s]);
+        __m256i part_sum = _mm256_setzero_si256();
+        int32_t imin = 0;
+        for (int j = 0; j < 4; ++j) { /* sub-blocks 2j (low nibbles) and 2j+1 (high nibbles) */
+            const __m256i packed = _mm256_loadu_si256((const __m256i *) (x[b].qs + 32 * j));
+            const __m256i lo = _mm256_and_si256(packed, m15), hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), m15);
+            const __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *) (y[b].qs + 64 * j)));
+            const __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *) (y[b].qs + 64 * j + 32)));
+            part_sum = _mm256_add_epi32(part_sum, _mm256_add_epi32(_mm256_madd_epi16(p_lo, _mm256_set1_epi16((short) sc[2 * j])),
+                                                                   _mm256_madd_epi16(p_hi, _mm256_set1_epi16((short) sc[2 * j + 1]))));
+            imin += mn[2 * j] * (y[b].bsums[4 * j] + y[b].bsums[4 * j + 1])
+                  + mn[2 * j + 1] * (y[b].bsums[4 * j + 2] + y[b].bsums[4 * j + 3]);
+            if (pairs == 4) {
+                acc = fmaf((float) hsum_epi32(part_sum), scale, acc);
+                acc_min = fmaf((float) imin, scale_min, acc_min);
+                part_sum = _mm256_setzero_si256();
+                imin = 0;
             }
-            acc = fmaf((float) isum, scale, acc);
+        }
+        if (pairs == 1) {
+            acc = fmaf((float) hsum_epi32(part_sum), scale, acc);
             acc_min = fmaf((float) imin, scale_min, acc_min);
         }
     }
