@@ -36,8 +36,8 @@ SIGNATURES = {
     "camelid_attention_f16": [_ptr, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, _i64, _i64, _i64, _i64, _i64,
                               _i64, ctypes.c_float, ctypes.c_int, _ptr, _ptr, _ptr],
     "camelid_rmsnorm": [_ptr, _ptr, _ptr, _i64, _i64, ctypes.c_float],
-    "camelid_block_forward": [_ptr, _ptr, _i64, _i64, _ptr, _ptr, _ptr, _ptr, _ptr],
     "camelid_block_scratch": [_ptr, _i64],
+    "camelid_blocks_forward": [_ptr, ctypes.c_int, _ptr, _i64, _i64, _ptr, _ptr, _ptr, _ptr, _ptr],
     "camelid_rope_apply": [_ptr, _ptr, _ptr, _i64, _i64, _i64, _i64, ctypes.c_int],
     "camelid_set_threads": [ctypes.c_int],
     "camelid_rope_tables": [_ptr, _i64, ctypes.c_int, ctypes.c_float, ctypes.c_float, _ptr, ctypes.c_float,
@@ -271,23 +271,24 @@ class BlockSpec(ctypes.Structure):
         ("v_cache", ctypes.c_void_p)]
 
 
-def block_forward(spec: BlockSpec, x: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor,
-                  cos: torch.Tensor, sin: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """One whole layer natively: x [B, T, n_embd] -> the layer's output (a new tensor). The caller has checked
-    that every weight has a native type; keys/values are the layer's fp16 cache [n_slots, Hkv, n_ctx, D]."""
+def blocks_forward(specs: list[BlockSpec], x: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor,
+                   tables: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """Every layer natively in one call: x [B, T, n_embd] -> the last layer's output. specs[l] has its cache
+    pointers set; tables[l] = (cos, sin) [B, T, n_rot/2] of layer l."""
     lib = library()
     assert lib is not None
     out = x.to(torch.float32).contiguous().clone()
     batch, n_tokens = positions.shape
-    spec.k_cache, spec.v_cache, spec.n_ctx = keys.data_ptr(), values.data_ptr(), keys.shape[2]
-    scratch = _scratch(lib.camelid_block_scratch(ctypes.byref(spec), batch * n_tokens))
+    scratch = _scratch(max(lib.camelid_block_scratch(ctypes.byref(spec), batch * n_tokens) for spec in specs))
     positions = positions.to(torch.int64).contiguous()
     slots = slots.to(torch.int64).contiguous()
-    status = lib.camelid_block_forward(ctypes.byref(spec), out.data_ptr(), batch, n_tokens, positions.data_ptr(),
-                                       slots.data_ptr(), cos.contiguous().data_ptr(), sin.contiguous().data_ptr(),
-                                       scratch.data_ptr())
-    if status != 0:
-        raise RuntimeError("native block refused its weights")  # excluded by the caller's checks
+    n = len(specs)
+    spec_pointers = (ctypes.c_void_p * n)(*(ctypes.addressof(spec) for spec in specs))
+    cos = (ctypes.c_void_p * n)(*(c.data_ptr() for c, _ in tables))
+    sin = (ctypes.c_void_p * n)(*(s.data_ptr() for _, s in tables))
+    if lib.camelid_blocks_forward(spec_pointers, n, out.data_ptr(), batch, n_tokens, positions.data_ptr(),
+                                  slots.data_ptr(), cos, sin, scratch.data_ptr()):
+        raise RuntimeError("native block refused its weights")  # excluded by the callers' checks
     return out
 
 

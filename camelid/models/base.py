@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import nn
 
+from camelid.kernels import native
 from camelid.models.config import ModelConfig
 from camelid.models.layers import DecoderBlock, ForwardContext, RMSNorm, RotaryEmbedding
 
@@ -61,8 +62,13 @@ class DecoderModel(nn.Module):
                              f"{tuple(tokens.shape)}, {tuple(positions.shape)}, {tuple(slots.shape)}")
         context = self.forward_context(positions, cache, slots)
         x = self.embed(tokens)  # [B, T, n_embd]
-        for block in self.blk:
-            x = block(x, context)
+        specs = [block.native_spec(context) for block in self.blk]
+        if all(spec is not None for spec in specs):  # every layer in one native call: the same arithmetic
+            tables = [(context.rope[b.rope_name].cos, context.rope[b.rope_name].sin) for b in self.blk]
+            x = native.blocks_forward(specs, x, positions, slots, tables)
+        else:
+            for block in self.blk:
+                x = block(x, context)
         return self.output_norm(x)
 
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache, slots: torch.Tensor, *,

@@ -215,18 +215,28 @@ class DecoderBlock(nn.Module):
 
     gelu: bool = False  # the gated MLP's activation: GELU (tanh) instead of SiLU
 
-    def native_forward(self, x: torch.Tensor, context: ForwardContext) -> torch.Tensor | None:
-        """The whole layer in one native call (identical results), or None when this block or this run cannot
-        take it: a projection without a native format or with a bias, a cache not in fp16, float32 numerics."""
+    def native_spec(self, context: ForwardContext) -> native.BlockSpec | None:
+        """This layer's description for the native whole-layer kernel, ready for this forward pass, or None when
+        this block or this run cannot take it: a projection without a native format or with a bias, a cache not
+        in fp16, float32 numerics."""
         spec = self.__dict__.get("_native_spec", False)
         if spec is False:
             spec = self.__dict__["_native_spec"] = self._build_native_spec()
         if spec is None or not native.active() or context.cache.dtype != torch.float16:
             return None
         rope = context.rope[self.rope_name]
+        keys, values = context.cache.keys[self.layer_index], context.cache.values[self.layer_index]
         spec.n_rot, spec.neox = 2 * rope.cos.shape[-1], int(rope.neox)
-        return native.block_forward(spec, x, context.positions, context.slots, rope.cos, rope.sin,
-                                    context.cache.keys[self.layer_index], context.cache.values[self.layer_index])
+        spec.k_cache, spec.v_cache, spec.n_ctx = keys.data_ptr(), values.data_ptr(), keys.shape[2]
+        return spec
+
+    def native_forward(self, x: torch.Tensor, context: ForwardContext) -> torch.Tensor | None:
+        """The whole layer in one native call (identical results), or None (see native_spec)."""
+        spec = self.native_spec(context)
+        if spec is None:
+            return None
+        rope = context.rope[self.rope_name]
+        return native.blocks_forward([spec], x, context.positions, context.slots, [(rope.cos, rope.sin)])
 
     def _build_native_spec(self) -> native.BlockSpec | None:
         names = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")

@@ -99,3 +99,13 @@ int camelid_block_forward(const camelid_block *b, float *x, int64_t B, int64_t T
     for (int64_t i = 0; i < n * E; ++i) x[i] = x[i] + o[i];
     return 0;
 }
+
+/* every layer in turn: blocks[l] with its own RoPE tables; the same as calling camelid_block_forward per layer */
+int camelid_blocks_forward(const camelid_block *const *blocks, int n_layers, float *x, int64_t B, int64_t T,
+                           const int64_t *positions, const int64_t *slots, const float *const *cos_tables,
+                           const float *const *sin_tables, void *scratch) {
+    for (int l = 0; l < n_layers; ++l)
+        if (camelid_block_forward(blocks[l], x, B, T, positions, slots, cos_tables[l], sin_tables[l], scratch))
+            return -1;
+    return 0;
+}
