@@ -189,7 +189,7 @@ void camelid_attention_f16(const float *q, uint16_t *k_cache, uint16_t *v_cache,
                     if (c >= n_keys || !visible(c, p, window)) { score[c] = -INFINITY; continue; }
                     const float dot = tiny_kq ? dot_tiny_f16(keys + c * Dk, qh, Dk) : dot_vec_f16(keys + c * Dk, qh, Dk);
                     score[c] = dot * scale;
-                    max = fmaxf(max, score[c]);
+                    max = score[c] > max ? score[c] : max;
                 }
                 double sum = 0.0;
                 const __m256 max8 = _mm256_set1_ps(max);

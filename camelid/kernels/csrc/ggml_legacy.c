@@ -96,42 +96,63 @@ static float dot_q0_q8_0(int64_t n_blocks, const uint8_t *x, int64_t block_bytes
 }
 
 /* one weight row against four activation rows (a batch): the weight block is unpacked once for the four dot
- * products; each keeps its own accumulator and the order of its operations, so every result is unchanged */
-static void dot_x4_q4_1(int64_t n_blocks, const block_q4_1 *x, const uint8_t *a, int64_t a_stride, float *out,
-                        int64_t out_stride) {
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    float mins[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    for (int64_t b = 0; b < n_blocks; ++b) {
-        const float dw = half_to_float(x[b].d), mw = half_to_float(x[b].m);
-        const __m256i qw = nibbles_32(x[b].qs);
-        for (int j = 0; j < 4; ++j) {
-            const block_q8_1 *y = (const block_q8_1 *) (a + j * a_stride) + b;
-            mins[j] += mw * y->s;
-            const __m256 scale = _mm256_set1_ps(dw * y->d);
-            acc[j] = _mm256_fmadd_ps(scale, lanes_u4_s8(qw, _mm256_loadu_si256((const __m256i *) y->qs)), acc[j]);
-        }
-    }
-    for (int j = 0; j < 4; ++j) out[j * out_stride] = hsum_float_8(acc[j]) + mins[j];
+ * products; each keeps its own accumulator and the order of its operations, so every result is unchanged.
+ * Written once as a macro over LANES (how the 8 integer lanes are formed: maddubs + madd on AVX2, one dpbusd
+ * with AVX-512 VNNI: the same integers) and TARGET (the instruction set it is compiled for). */
+#define DEFINE_DOT_X4(SUFFIX, TARGET, LANES)                                                                      \
+TARGET static void dot_x4_q4_1##SUFFIX(int64_t n_blocks, const block_q4_1 *x, const uint8_t *a, int64_t a_stride, \
+                                       float *out, int64_t out_stride) {                                          \
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};        \
+    float mins[4] = {0.0f, 0.0f, 0.0f, 0.0f};                                                                     \
+    for (int64_t b = 0; b < n_blocks; ++b) {                                                                      \
+        const float dw = half_to_float(x[b].d), mw = half_to_float(x[b].m);                                       \
+        const __m256i qw = nibbles_32(x[b].qs);                                                                   \
+        for (int j = 0; j < 4; ++j) {                                                                             \
+            const block_q8_1 *y = (const block_q8_1 *) (a + j * a_stride) + b;                                    \
+            mins[j] += mw * y->s;                                                                                 \
+            const __m256 scale = _mm256_set1_ps(dw * y->d);                                                       \
+            acc[j] = _mm256_fmadd_ps(scale, LANES(qw, _mm256_loadu_si256((const __m256i *) y->qs)), acc[j]);      \
+        }                                                                                                         \
+    }                                                                                                             \
+    for (int j = 0; j < 4; ++j) out[j * out_stride] = hsum_float_8(acc[j]) + mins[j];                             \
+}                                                                                                                 \
+TARGET static void dot_x4_q0##SUFFIX(int64_t n_blocks, const uint8_t *x, int64_t block_bytes, int type,           \
+                                     const uint8_t *a, int64_t a_stride, float *out, int64_t out_stride) {        \
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};        \
+    for (int64_t b = 0; b < n_blocks; ++b, x += block_bytes) {                                                    \
+        uint16_t d;                                                                                               \
+        memcpy(&d, x, 2);                                                                                         \
+        const float dw = half_to_float(d);                                                                        \
+        const __m256i qw = signed_values(x, type);                                                                \
+        const __m256i uw = _mm256_sign_epi8(qw, qw);                                                              \
+        for (int j = 0; j < 4; ++j) {                                                                             \
+            const block_q8_0 *y = (const block_q8_0 *) (a + j * a_stride) + b;                                    \
+            const __m256 scale = _mm256_set1_ps(dw * y->d);                                                       \
+            const __m256i qa = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *) y->qs), qw);                 \
+            acc[j] = _mm256_fmadd_ps(scale, LANES(uw, qa), acc[j]);                                               \
+        }                                                                                                         \
+    }                                                                                                             \
+    for (int j = 0; j < 4; ++j) out[j * out_stride] = hsum_float_8(acc[j]);                                       \
 }
 
-static void dot_x4_q0(int64_t n_blocks, const uint8_t *x, int64_t block_bytes, int type, const uint8_t *a,
-                      int64_t a_stride, float *out, int64_t out_stride) {
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t b = 0; b < n_blocks; ++b, x += block_bytes) {
-        uint16_t d;
-        memcpy(&d, x, 2);
-        const float dw = half_to_float(d);
-        const __m256i qw = signed_values(x, type);
-        const __m256i uw = _mm256_sign_epi8(qw, qw);
-        for (int j = 0; j < 4; ++j) {
-            const block_q8_0 *y = (const block_q8_0 *) (a + j * a_stride) + b;
-            const __m256 scale = _mm256_set1_ps(dw * y->d);
-            const __m256i qa = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *) y->qs), qw);
-            acc[j] = _mm256_fmadd_ps(scale, lanes_u4_s8(uw, qa), acc[j]);
-        }
-    }
-    for (int j = 0; j < 4; ++j) out[j * out_stride] = hsum_float_8(acc[j]);
+__attribute__((target("avx512vnni,avx512vl"))) static inline __m256 lanes_vnni(__m256i u, __m256i s) {
+    return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s));
 }
+
+DEFINE_DOT_X4(, , lanes_u4_s8)
+DEFINE_DOT_X4(_vnni, __attribute__((target("avx512vnni,avx512vl"))), lanes_vnni)
+
+static int vnni(void) {
+    static int has = -1;
+    if (has < 0) {
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
+    }
+    return has;
+}
+
+#define dot_x4_q4_1(...) (vnni() ? dot_x4_q4_1_vnni(__VA_ARGS__) : dot_x4_q4_1(__VA_ARGS__))
+#define dot_x4_q0(...) (vnni() ? dot_x4_q0_vnni(__VA_ARGS__) : dot_x4_q0(__VA_ARGS__))
 
 void camelid_dot_x4_q4_1(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
                          int64_t out_stride) {

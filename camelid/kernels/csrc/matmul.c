@@ -84,6 +84,7 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
         acts[act] = cursor;
         cursor += n_tokens * act_row_bytes(act, n_in);
         if (!needed[act]) continue;
+        #pragma omp parallel for schedule(static) if (n_tokens > 1)
         for (int64_t t = 0; t < n_tokens; ++t) {
             void *row = acts[act] + t * act_row_bytes(act, n_in);
             if (act == ACT_Q8_0) camelid_quantize_q8_0(x + t * n_in, row, n_in);
