@@ -110,6 +110,16 @@ static float dot_tiny_f16(const uint16_t *k, const float *q, int64_t n) {
     return tree_16(lo, hi);
 }
 
+/* the same with the row already widened to float */
+static float dot_tiny_f32(const float *k, const float *q, int64_t n) {
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        lo = _mm256_fmadd_ps(_mm256_loadu_ps(k + i), _mm256_loadu_ps(q + i), lo);
+        hi = _mm256_fmadd_ps(_mm256_loadu_ps(k + i + 8), _mm256_loadu_ps(q + i + 8), hi);
+    }
+    return tree_16(lo, hi);
+}
+
 /* ggml_expf on 8 lanes: the same operations; 2^n applied by building the power of two when every |n| <= 126
  * (exact, like _mm512_scalef_ps), lane by lane otherwise */
 static inline __m256 ggml_expf_8(__m256 x) {
@@ -169,11 +179,25 @@ void camelid_attention_f16(const float *q, uint16_t *k_cache, uint16_t *v_cache,
     const int64_t padded = (n_keys + 63) & ~(int64_t) 63;
     const int tiny_kq = tiny && Dk % 16 == 0;
     const int64_t lanes = tiny ? 16 : 64; /* kqv accumulators: cell mod 16 (tinyBLAS) or mod 64 (vec_dot_f16) */
+    /* a batch of one sequence reads every cached row many times: widen the slot's K/V to float once */
+    float *wide = NULL;
+    if (tiny && B == 1 && T >= 16 && Dv % 8 == 0)
+        wide = aligned_alloc(64, sizeof(float) * (size_t) ((Hkv * n_keys * (Dk + Dv) + 15) / 16 * 16));
+    if (wide) {
+        #pragma omp parallel for schedule(static) collapse(2)
+        for (int64_t g = 0; g < Hkv; ++g)
+            for (int64_t c = 0; c < n_keys; ++c) {
+                const int64_t row = (slots[0] * Hkv + g) * n_ctx + c;
+                for (int64_t d = 0; d < Dk; ++d) wide[(g * n_keys + c) * Dk + d] = half_to_float(k_cache[row * Dk + d]);
+                for (int64_t d = 0; d < Dv; ++d)
+                    wide[Hkv * n_keys * Dk + (g * n_keys + c) * Dv + d] = half_to_float(v_cache[row * Dv + d]);
+            }
+    }
     #pragma omp parallel
     {
         float *buffer = aligned_alloc(64, sizeof(float) * (size_t) ((Dk + 2 * padded + 64 * Dv + 15) / 16 * 16 + 16));
         float *qh = buffer, *score = qh + Dk, *prob = score + padded, *acc = prob + padded;
-        #pragma omp for schedule(static) collapse(2)
+        #pragma omp for schedule(dynamic, 4) collapse(2)
         for (int64_t token = 0; token < B * T; ++token) {
             for (int64_t h = 0; h < H; ++h) {
                 const int64_t p = positions[token];
@@ -182,18 +206,26 @@ void camelid_attention_f16(const float *q, uint16_t *k_cache, uint16_t *v_cache,
                 const int64_t g = h / group, slot = slots[token / T];
                 const uint16_t *keys = k_cache + ((slot * Hkv + g) * n_ctx) * Dk;
                 const uint16_t *values = v_cache + ((slot * Hkv + g) * n_ctx) * Dv;
+                const float *wide_k = wide ? wide + g * n_keys * Dk : NULL;
+                const float *wide_v = wide ? wide + Hkv * n_keys * Dk + g * n_keys * Dv : NULL;
                 const float *qt = q + (token * H + h) * Dk;
                 for (int64_t d = 0; d < Dk; ++d) qh[d] = round_to_half(qt[d]);
+                /* visible keys lie in [first, last); chunks of 16 outside it hold only zeros after the softmax,
+                 * which add nothing to its sum nor to the output: they are skipped */
+                const int64_t first = window > 0 && p - window + 1 > 0 ? p - window + 1 : 0;
+                const int64_t last = p + 1 < n_keys ? p + 1 : n_keys;
+                const int64_t c_begin = first & ~(int64_t) 15, c_end = (last + 15) & ~(int64_t) 15;
                 float max = -INFINITY;
-                for (int64_t c = 0; c < padded; ++c) {
-                    if (c >= n_keys || !visible(c, p, window)) { score[c] = -INFINITY; continue; }
-                    const float dot = tiny_kq ? dot_tiny_f16(keys + c * Dk, qh, Dk) : dot_vec_f16(keys + c * Dk, qh, Dk);
+                for (int64_t c = c_begin; c < c_end; ++c) {
+                    if (c < first || c >= last) { score[c] = -INFINITY; continue; }
+                    const float dot = wide_k && tiny_kq ? dot_tiny_f32(wide_k + c * Dk, qh, Dk)
+                                      : tiny_kq ? dot_tiny_f16(keys + c * Dk, qh, Dk) : dot_vec_f16(keys + c * Dk, qh, Dk);
                     score[c] = dot * scale;
                     max = score[c] > max ? score[c] : max;
                 }
                 double sum = 0.0;
                 const __m256 max8 = _mm256_set1_ps(max);
-                for (int64_t c = 0; c < padded; c += 16) {
+                for (int64_t c = c_begin; c < c_end; c += 16) {
                     const __m256 lo = ggml_expf_8(_mm256_sub_ps(_mm256_loadu_ps(score + c), max8));
                     const __m256 hi = ggml_expf_8(_mm256_sub_ps(_mm256_loadu_ps(score + c + 8), max8));
                     _mm256_storeu_ps(prob + c, lo);
@@ -201,18 +233,32 @@ void camelid_attention_f16(const float *q, uint16_t *k_cache, uint16_t *v_cache,
                     sum += (double) tree_16(lo, hi);
                 }
                 const __m256 inv = _mm256_set1_ps((float) (1.0 / sum));
-                for (int64_t c = 0; c < padded; c += 8)
+                for (int64_t c = c_begin; c < c_end; c += 8)
                     _mm256_storeu_ps(prob + c, round_to_half_8(_mm256_mul_ps(_mm256_loadu_ps(prob + c), inv)));
-                memset(acc, 0, sizeof(float) * (size_t) (lanes * Dv));
-                for (int64_t c = 0; c < n_keys; ++c) {
-                    if (prob[c] == 0.0f) continue; /* fma(0, v, a) == a */
-                    float *a = acc + (c % lanes) * Dv;
-                    const uint16_t *v = values + c * Dv;
-                    const __m256 pc = _mm256_set1_ps(prob[c]);
-                    int64_t d = 0;
-                    for (; d + 8 <= Dv; d += 8)
-                        _mm256_storeu_ps(a + d, _mm256_fmadd_ps(load_half_8(v + d), pc, _mm256_loadu_ps(a + d)));
-                    for (; d < Dv; ++d) a[d] = fmaf(half_to_float(v[d]), prob[c], a[d]);
+                if (wide_v) { /* tinyBLAS order, the 16 lane accumulators of 8 values at a time in registers */
+                    for (int64_t d = 0; d < Dv; d += 8) {
+                        __m256 lane[16];
+                        for (int l = 0; l < 16; ++l) lane[l] = _mm256_setzero_ps();
+                        for (int64_t c0 = c_begin; c0 < c_end; c0 += 16)
+                            for (int l = 0; l < 16; ++l) {
+                                const int64_t c = c0 + l;
+                                if (c < first || c >= last || prob[c] == 0.0f) continue; /* fma(0, v, a) == a */
+                                lane[l] = _mm256_fmadd_ps(_mm256_loadu_ps(wide_v + c * Dv + d), _mm256_set1_ps(prob[c]), lane[l]);
+                            }
+                        for (int l = 0; l < 16; ++l) _mm256_storeu_ps(acc + l * Dv + d, lane[l]);
+                    }
+                } else {
+                    memset(acc, 0, sizeof(float) * (size_t) (lanes * Dv));
+                    for (int64_t c = first; c < last; ++c) {
+                        if (prob[c] == 0.0f) continue; /* fma(0, v, a) == a */
+                        float *a = acc + (c % lanes) * Dv;
+                        const uint16_t *v = values + c * Dv;
+                        const __m256 pc = _mm256_set1_ps(prob[c]);
+                        int64_t d = 0;
+                        for (; d + 8 <= Dv; d += 8)
+                            _mm256_storeu_ps(a + d, _mm256_fmadd_ps(load_half_8(v + d), pc, _mm256_loadu_ps(a + d)));
+                        for (; d < Dv; ++d) a[d] = fmaf(half_to_float(v[d]), prob[c], a[d]);
+                    }
                 }
                 for (int64_t d = 0; d < Dv; ++d) {
                     float lane[16];
@@ -225,4 +271,5 @@ void camelid_attention_f16(const float *q, uint16_t *k_cache, uint16_t *v_cache,
         }
         free(buffer);
     }
+    free(wide);
 }
