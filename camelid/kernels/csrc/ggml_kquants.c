@@ -158,6 +158,40 @@ static float dot_q4_K_q8_K(int64_t n_blocks, const block_q4_K *x, const block_q8
     return acc - acc_min;
 }
 
+/* Q4_K, one weight row against 4 activation rows of a batch that all take the gemm order (pairs of
+ * sub-blocks): the scales and nibbles are unpacked once for the four; each result is computed as above */
+static void dot_x4_q4_K(int64_t n_blocks, const block_q4_K *x, const uint8_t *a, int64_t a_stride, float *out,
+                        int64_t out_stride) {
+    float acc[4] = {0}, acc_min[4] = {0};
+    const __m256i m15 = _mm256_set1_epi8(15);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+        int sc[8], mn[8];
+        for (int s = 0; s < 8; ++s) scale_min_k4(s, x[b].scales, &sc[s], &mn[s]);
+        const float dw = half_to_float(x[b].d), dmin = half_to_float(x[b].dmin);
+        for (int j = 0; j < 4; ++j) {
+            const __m256i packed = _mm256_loadu_si256((const __m256i *) (x[b].qs + 32 * j));
+            const __m256i lo = _mm256_and_si256(packed, m15), hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), m15);
+            const __m256i sc_lo = _mm256_set1_epi16((short) sc[2 * j]), sc_hi = _mm256_set1_epi16((short) sc[2 * j + 1]);
+            for (int t = 0; t < 4; ++t) {
+                const block_q8_K *y = (const block_q8_K *) (a + t * a_stride) + b;
+                const __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *) (y->qs + 64 * j)));
+                const __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *) (y->qs + 64 * j + 32)));
+                const int32_t isum = hsum_epi32(_mm256_add_epi32(_mm256_madd_epi16(p_lo, sc_lo), _mm256_madd_epi16(p_hi, sc_hi)));
+                const int32_t imin = mn[2 * j] * (y->bsums[4 * j] + y->bsums[4 * j + 1])
+                                   + mn[2 * j + 1] * (y->bsums[4 * j + 2] + y->bsums[4 * j + 3]);
+                acc[t] = fmaf((float) isum, dw * y->d, acc[t]);
+                acc_min[t] = fmaf((float) imin, dmin * y->d, acc_min[t]);
+            }
+        }
+    }
+    for (int t = 0; t < 4; ++t) out[t * out_stride] = acc[t] - acc_min[t];
+}
+
+void camelid_dot_x4_q4_K(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
+                         int64_t out_stride) {
+    dot_x4_q4_K(n_in / 256, (const block_q4_K *) w, a, a_stride, out, out_stride);
+}
+
 /* Q4_K as llama.cpp's repacked kernels: gemm for the first n - n % 4 rows of a batch, gemv for the rest */
 float camelid_dot_q4_K(const uint8_t *w, const uint8_t *a, int64_t n_in, int64_t t, int64_t n_tokens) {
     return dot_q4_K_q8_K(n_in / 256, (const block_q4_K *) w, (const block_q8_K *) a,

@@ -21,6 +21,7 @@ void camelid_dot_x4_q4_0(const uint8_t *, const uint8_t *, int64_t, int64_t, flo
 void camelid_dot_x4_q4_1(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t);
 void camelid_dot_x4_q5_0(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t);
 void camelid_dot_x4_q8_0(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t);
+void camelid_dot_x4_q4_K(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t);
 void camelid_quantize_q8_0(const float *x, void *y, int64_t n);
 void camelid_quantize_q8_1(const float *x, void *y, int64_t n);
 void camelid_quantize_q8_K(const float *x, void *y, int64_t n);
@@ -41,7 +42,7 @@ static const format FORMATS[] = {
     {3, ACT_Q8_1, 32, 20, camelid_dot_q4_1, camelid_dot_x4_q4_1},
     {6, ACT_Q8_0, 32, 22, camelid_dot_q5_0, camelid_dot_x4_q5_0},
     {8, ACT_Q8_0, 32, 34, camelid_dot_q8_0, camelid_dot_x4_q8_0},
-    {12, ACT_Q8_K, 256, 144, camelid_dot_q4_K, NULL},
+    {12, ACT_Q8_K, 256, 144, camelid_dot_q4_K, camelid_dot_x4_q4_K}, /* groups of 4 are all in gemm order */
     {14, ACT_Q8_K, 256, 210, camelid_dot_q6_K, NULL},
 };
 
