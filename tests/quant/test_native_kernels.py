@@ -3,6 +3,7 @@ and the torch fallback."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from gguf.constants import GGMLQuantizationType as T
@@ -55,9 +56,10 @@ def quant_layer(ggml_type: int, n_out: int, n_in: int, seed: int) -> QuantLinear
 @pytest.mark.parametrize("ggml_type", [T.Q4_0, T.Q5_0, T.Q8_0])
 def test_native_q0_formats_match_block_formula(ggml_type: int) -> None:
     layer = quant_layer(ggml_type, 48, 320, 6)
-    x = torch.randn(3, 320, generator=torch.Generator().manual_seed(7))
+    x = torch.randn(9, 320, generator=torch.Generator().manual_seed(7))  # 2 groups of 4 (batch path) and one row
     native_out = native.matmul_blocks(x, layer.weight, ggml_type, 48, 320)
     exact = reference_matmul(x, layer.weight, ggml_type, 48, 320)
+    assert torch.equal(native_out[8], native.matmul_blocks(x[8:], layer.weight, ggml_type, 48, 320)[0])
     assert (native_out - exact).abs().max() < 1e-4
     assert not torch.equal(native_out, exact)
     assert torch.equal(layer(x)[1:2], layer(x[1:2]))  # a row's result does not depend on the others
@@ -146,3 +148,30 @@ def test_native_block_equals_the_layer_by_op_path(name: str) -> None:
     for block in model.blk:
         del block.__dict__["_native_spec"]
     assert torch.equal(fused[0], by_op[0]) and torch.equal(fused[1], by_op[1])
+
+
+def random_k_quant_rows(ggml_type: int, n_out: int, n_in: int, seed: int) -> torch.Tensor:
+    """Random bytes in the K-quant block layout, with sane fp16 scales (gguf has no K-quant quantizer to call)."""
+    from camelid.quant import row_bytes
+
+    gen = np.random.default_rng(seed)
+    raw = gen.integers(0, 256, size=(n_out, row_bytes(ggml_type, n_in)), dtype=np.uint8)
+    blocks = raw.reshape(n_out, n_in // 256, -1)
+    scales = gen.uniform(0.001, 0.01, size=blocks.shape[:2] + (2,)).astype(np.float16).view(np.uint8)
+    if ggml_type == T.Q4_K:
+        blocks[:, :, 0:4] = scales.reshape(blocks.shape[:2] + (4,))  # d, dmin
+    else:
+        blocks[:, :, 208:210] = scales[:, :, :2]  # d (the last field of a Q6_K block)
+    return torch.from_numpy(raw)
+
+
+@needs_native
+@pytest.mark.parametrize("ggml_type", [T.Q4_K, T.Q6_K])
+@pytest.mark.parametrize("n_tokens", [1, 3, 5, 12])  # single rows, llama.cpp's 4-row (Q4_K) and tiled (Q6_K) paths
+def test_native_k_quants_match_block_formula(ggml_type: int, n_tokens: int) -> None:
+    weight = random_k_quant_rows(ggml_type, 24, 512, 13)
+    x = torch.randn(n_tokens, 512, generator=torch.Generator().manual_seed(14))
+    native_out = native.matmul_blocks(x, weight, ggml_type, 24, 512)
+    exact = reference_matmul(x, weight, ggml_type, 24, 512)
+    assert native_out.shape == (n_tokens, 24)
+    assert (native_out - exact).abs().max() <= 1e-5 * exact.abs().max()
