@@ -71,17 +71,6 @@ static inline __m256i signed_values(const uint8_t *block, int type) {
     return _mm256_or_si256(nibbles_32(block + 6), high);
 }
 
-static float dot_q4_1_q8_1(int64_t n_blocks, const block_q4_1 *x, const block_q8_1 *y) {
-    __m256 acc = _mm256_setzero_ps();
-    float mins = 0.0f;
-    for (int64_t b = 0; b < n_blocks; ++b) {
-        mins += half_to_float(x[b].m) * y[b].s;
-        const __m256 scale = _mm256_set1_ps(half_to_float(x[b].d) * y[b].d);
-        const __m256i qa = _mm256_loadu_si256((const __m256i *) y[b].qs);
-        acc = _mm256_fmadd_ps(scale, lanes_u4_s8(nibbles_32(x[b].qs), qa), acc);
-    }
-    return hsum_float_8(acc) + mins;
-}
 
 static float dot_q0_q8_0(int64_t n_blocks, const uint8_t *x, int64_t block_bytes, int type, const block_q8_0 *y) {
     __m256 acc = _mm256_setzero_ps();
@@ -139,6 +128,27 @@ __attribute__((target("avx512vnni,avx512vl"))) static inline __m256 lanes_vnni(_
     return _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s));
 }
 
+/* Per block: the weight's (d, m) pair widened in one conversion and multiplied by the activation's (d, s) pair in
+ * one multiply: lane 0 is the block scale d_w * d_a, lane 1 the min term m_w * s_a, each one rounded product as in
+ * ggml. LANES forms the 8 integer lanes (maddubs + madd, or VNNI's dpbusd: the same integers). */
+#define DEFINE_DOT_Q4_1(SUFFIX, TARGET, LANES)                                                                    \
+TARGET static float dot_q4_1_q8_1##SUFFIX(int64_t n_blocks, const block_q4_1 *x, const block_q8_1 *y) {          \
+    __m256 acc = _mm256_setzero_ps();                                                                             \
+    float mins = 0.0f;                                                                                            \
+    _Pragma("GCC unroll 2")                                                                                       \
+    for (int64_t b = 0; b < n_blocks; ++b) {                                                                      \
+        uint32_t dm;                                                                                              \
+        memcpy(&dm, &x[b].d, 4);                                                                                  \
+        const __m128 w = _mm_cvtph_ps(_mm_cvtsi32_si128((int) dm));                                               \
+        const __m128 products = _mm_mul_ps(w, _mm_castpd_ps(_mm_load_sd((const double *) &y[b].d)));             \
+        mins += _mm_cvtss_f32(_mm_movehdup_ps(products));                                                         \
+        const __m256i qa = _mm256_loadu_si256((const __m256i *) y[b].qs);                                         \
+        acc = _mm256_fmadd_ps(_mm256_broadcastss_ps(products), LANES(nibbles_32(x[b].qs), qa), acc);              \
+    }                                                                                                             \
+    return hsum_float_8(acc) + mins;                                                                              \
+}
+DEFINE_DOT_Q4_1(, , lanes_u4_s8)
+DEFINE_DOT_Q4_1(_vnni, __attribute__((target("avx512vnni,avx512vl"))), lanes_vnni)
 DEFINE_DOT_X4(, , lanes_u4_s8)
 DEFINE_DOT_X4(_vnni, __attribute__((target("avx512vnni,avx512vl"))), lanes_vnni)
 
@@ -151,6 +161,7 @@ static int vnni(void) {
     return has;
 }
 
+#define dot_q4_1_q8_1(...) (vnni() ? dot_q4_1_q8_1_vnni(__VA_ARGS__) : dot_q4_1_q8_1(__VA_ARGS__))
 #define dot_x4_q4_1(...) (vnni() ? dot_x4_q4_1_vnni(__VA_ARGS__) : dot_x4_q4_1(__VA_ARGS__))
 #define dot_x4_q0(...) (vnni() ? dot_x4_q0_vnni(__VA_ARGS__) : dot_x4_q0(__VA_ARGS__))
 
