@@ -271,25 +271,35 @@ class BlockSpec(ctypes.Structure):
         ("v_cache", ctypes.c_void_p)]
 
 
-def blocks_forward(specs: list[BlockSpec], x: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor,
-                   tables: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """Every layer natively in one call: x [B, T, n_embd] -> the last layer's output. specs[l] has its cache
-    pointers set; tables[l] = (cos, sin) [B, T, n_rot/2] of layer l."""
-    lib = library()
-    assert lib is not None
-    out = x.to(torch.float32).contiguous().clone()
-    batch, n_tokens = positions.shape
-    scratch = _scratch(max(lib.camelid_block_scratch(ctypes.byref(spec), batch * n_tokens) for spec in specs))
-    positions = positions.to(torch.int64).contiguous()
-    slots = slots.to(torch.int64).contiguous()
-    n = len(specs)
-    spec_pointers = (ctypes.c_void_p * n)(*(ctypes.addressof(spec) for spec in specs))
-    cos = (ctypes.c_void_p * n)(*(c.data_ptr() for c, _ in tables))
-    sin = (ctypes.c_void_p * n)(*(s.data_ptr() for _, s in tables))
-    if lib.camelid_blocks_forward(spec_pointers, n, out.data_ptr(), batch, n_tokens, positions.data_ptr(),
-                                  slots.data_ptr(), cos, sin, scratch.data_ptr()):
-        raise RuntimeError("native block refused its weights")  # excluded by the callers' checks
-    return out
+class NativeLayers:
+    """Every layer of a model as BlockSpecs bound to one KV cache, with the argument arrays built once: a forward
+    pass is then one native call with almost no Python work (camelid_blocks_forward)."""
+
+    def __init__(self, specs: list[BlockSpec], rope_names: list[str]) -> None:
+        self.specs, self.rope_names, self.n = specs, rope_names, len(specs)
+        self.pointers = (ctypes.c_void_p * self.n)(*(ctypes.addressof(spec) for spec in specs))
+        self.scratch_bytes: dict[int, int] = {}
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor, slots: torch.Tensor,
+                tables: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+        """x [B, T, n_embd] through every layer; tables maps a RoPE name to its (cos, sin) [B, T, n_rot/2]."""
+        lib = library()
+        assert lib is not None
+        out = x.to(torch.float32).contiguous().clone()
+        batch, n_tokens = positions.shape
+        rows = batch * n_tokens
+        if rows not in self.scratch_bytes:
+            self.scratch_bytes[rows] = max(lib.camelid_block_scratch(ctypes.byref(spec), rows) for spec in self.specs)
+        scratch = _scratch(self.scratch_bytes[rows])
+        positions = positions.to(torch.int64).contiguous()
+        slots = slots.to(torch.int64).contiguous()
+        pointers = {name: (cos.contiguous().data_ptr(), sin.contiguous().data_ptr()) for name, (cos, sin) in tables.items()}
+        cos_array = (ctypes.c_void_p * self.n)(*(pointers[name][0] for name in self.rope_names))
+        sin_array = (ctypes.c_void_p * self.n)(*(pointers[name][1] for name in self.rope_names))
+        if lib.camelid_blocks_forward(self.pointers, self.n, out.data_ptr(), batch, n_tokens, positions.data_ptr(),
+                                      slots.data_ptr(), cos_array, sin_array, scratch.data_ptr()):
+            raise RuntimeError("native block refused its weights")  # excluded when the specs were built
+        return out
 
 
 def register() -> None:

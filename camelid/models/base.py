@@ -62,14 +62,28 @@ class DecoderModel(nn.Module):
                              f"{tuple(tokens.shape)}, {tuple(positions.shape)}, {tuple(slots.shape)}")
         context = self.forward_context(positions, cache, slots)
         x = self.embed(tokens)  # [B, T, n_embd]
-        specs = [block.native_spec(context) for block in self.blk]
-        if all(spec is not None for spec in specs):  # every layer in one native call: the same arithmetic
-            tables = [(context.rope[b.rope_name].cos, context.rope[b.rope_name].sin) for b in self.blk]
-            x = native.blocks_forward(specs, x, positions, slots, tables)
+        layers = self.native_layers(context)
+        if layers is not None:  # every layer in one native call: the same arithmetic, no per-layer Python
+            x = layers.forward(x, positions, slots, {name: (t.cos, t.sin) for name, t in context.rope.items()})
         else:
             for block in self.blk:
                 x = block(x, context)
         return self.output_norm(x)
+
+    def native_layers(self, context: ForwardContext) -> native.NativeLayers | None:
+        """All layers bound to this pass's cache for the native path, or None when some layer cannot take it.
+        Built once per cache (the last one is kept)."""
+        if not native.active() or context.cache.dtype != torch.float16:
+            return None
+        kept = self.__dict__.get("_native_layers")
+        if kept is not None and kept[0] is context.cache:
+            return kept[1]
+        specs = [block.native_spec(context) for block in self.blk]
+        layers = None
+        if all(spec is not None for spec in specs):
+            layers = native.NativeLayers(specs, [block.rope_name for block in self.blk])  # type: ignore[arg-type]
+        self.__dict__["_native_layers"] = (context.cache, layers)
+        return layers
 
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, cache: KVCache, slots: torch.Tensor, *,
                 all_logits: bool = True) -> torch.Tensor:

@@ -236,7 +236,8 @@ class DecoderBlock(nn.Module):
         if spec is None:
             return None
         rope = context.rope[self.rope_name]
-        return native.blocks_forward([spec], x, context.positions, context.slots, [(rope.cos, rope.sin)])
+        return native.NativeLayers([spec], [self.rope_name]).forward(x, context.positions, context.slots,
+                                                                      {self.rope_name: (rope.cos, rope.sin)})
 
     def _build_native_spec(self) -> native.BlockSpec | None:
         names = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
