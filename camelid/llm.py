@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -167,7 +168,11 @@ def load(name_or_path: str | os.PathLike | None = None, **options: Any) -> LLM:
     gguf = GGUFFile(path)
     model, model_config, _ = load_gguf(gguf)
     tokenizer = Tokenizer.from_metadata(gguf.metadata)
-    return LLM(path, model, model_config, gguf, tokenizer, opts, time.perf_counter_ns() - t0)
+    llm = LLM(path, model, model_config, gguf, tokenizer, opts, time.perf_counter_ns() - t0)
+    # The model, its vocabulary and torch's modules are hundreds of thousands of long-lived objects: keep them out
+    # of the cyclic collector's way (a full collection during decoding cost 4 % of the time).
+    gc.freeze()
+    return llm
 
 
 def set_threads(n: int) -> None:
