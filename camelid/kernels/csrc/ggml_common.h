@@ -36,17 +36,33 @@ static inline float tree_sum_16(float *v) {
     return v[0];
 }
 
-/* One activation block of 32 as quantize_row_q8_0/q8_1 make it: d = amax/127, q = rint(x * 127/amax).
- * Returns the sum of the q (Q8_1 stores fp16(d * sum)). */
+/* One activation block of 32 as quantize_row_q8_0/q8_1 make it: d = amax/127, q = rint(x * 127/amax) (round half
+ * to even, as ggml's _mm256_round_ps). Returns the sum of the q (Q8_1 stores fp16(d * sum)). */
 static inline int quantize_block_q8(const float *x, int8_t *qs, float *d_out) {
-    float amax = 0.0f;
-    for (int j = 0; j < 32; ++j) amax = fmaxf(amax, fabsf(x[j]));
-    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 v[4], amax8 = _mm256_setzero_ps();
+    for (int i = 0; i < 4; ++i) {
+        v[i] = _mm256_loadu_ps(x + 8 * i);
+        amax8 = _mm256_max_ps(amax8, _mm256_andnot_ps(sign, v[i]));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(amax8, 1), _mm256_castps256_ps128(amax8));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+    __m256i q[4], total = _mm256_setzero_si256();
+    for (int i = 0; i < 4; ++i) {
+        q[i] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[i], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        total = _mm256_add_epi32(total, q[i]);
+    }
+    int32_t lanes[8];
+    _mm256_storeu_si256((__m256i *) lanes, total);
     int sum = 0;
-    for (int j = 0; j < 32; ++j) {
-        const int q = (int) nearbyintf(x[j] * id); /* round half to even, as _mm256_round_ps */
-        qs[j] = (int8_t) q;
-        sum += q;
+    for (int i = 0; i < 8; ++i) sum += lanes[i];
+    for (int i = 0; i < 4; ++i) {
+        int32_t values[8];
+        _mm256_storeu_si256((__m256i *) values, q[i]);
+        for (int j = 0; j < 8; ++j) qs[8 * i + j] = (int8_t) values[j];
     }
     *d_out = amax / 127.0f;
     return sum;
