@@ -197,7 +197,7 @@ void camelid_attention_f16(const float *q, uint16_t *k_cache, uint16_t *v_cache,
     {
         float *buffer = aligned_alloc(64, sizeof(float) * (size_t) ((Dk + 2 * padded + 64 * Dv + 15) / 16 * 16 + 16));
         float *qh = buffer, *score = qh + Dk, *prob = score + padded, *acc = prob + padded;
-        #pragma omp for schedule(dynamic, 4) collapse(2)
+        #pragma omp for schedule(dynamic, 1) collapse(2)
         for (int64_t token = 0; token < B * T; ++token) {
             for (int64_t h = 0; h < H; ++h) {
                 const int64_t p = positions[token];
@@ -260,7 +260,22 @@ void camelid_attention_f16(const float *q, uint16_t *k_cache, uint16_t *v_cache,
                         for (; d < Dv; ++d) a[d] = fmaf(half_to_float(v[d]), prob[c], a[d]);
                     }
                 }
-                for (int64_t d = 0; d < Dv; ++d) {
+                /* fold the lanes of every output value: (a0 + a2) + (a1 + a3) for vec_dot_f16's four accumulators,
+                 * then the 16 lanes halved; 8 output values at a time */
+                int64_t d = 0;
+                for (; d + 8 <= Dv; d += 8) {
+                    __m256 lane[16];
+                    for (int l = 0; l < 16; ++l) {
+                        const __m256 a0 = _mm256_loadu_ps(acc + l * Dv + d);
+                        lane[l] = tiny ? a0 : _mm256_add_ps(_mm256_add_ps(a0, _mm256_loadu_ps(acc + (32 + l) * Dv + d)),
+                                                            _mm256_add_ps(_mm256_loadu_ps(acc + (16 + l) * Dv + d),
+                                                                          _mm256_loadu_ps(acc + (48 + l) * Dv + d)));
+                    }
+                    for (int half = 8; half > 0; half >>= 1)
+                        for (int l = 0; l < half; ++l) lane[l] = _mm256_add_ps(lane[l], lane[l + half]);
+                    _mm256_storeu_ps(o + d, lane[0]);
+                }
+                for (; d < Dv; ++d) {
                     float lane[16];
                     for (int l = 0; l < 16; ++l)
                         lane[l] = tiny ? acc[l * Dv + d]
