@@ -34,7 +34,7 @@ static inline __m256 ggml_expf_8(__m256 x);
 
 /* y = silu(g) * u over rows of n (ggml_vec_swiglu_f32): chunks of 16 through ggml_v_silu, the tail through expf */
 void camelid_swiglu(const float *g, const float *u, float *y, int64_t rows, int64_t n) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (rows > 1)
     for (int64_t r = 0; r < rows; ++r) {
         const float *gr = g + r * n, *ur = u + r * n;
         float *yr = y + r * n;
@@ -71,7 +71,7 @@ static void build_gelu_table(void) {
 /* y = gelu(g) * u over rows of n (ggml_vec_geglu_f32 with GGML_GELU_FP16): the table, 0 below -10, x above 10 */
 void camelid_geglu(const float *g, const float *u, float *y, int64_t rows, int64_t n) {
     if (!gelu_table_ready) build_gelu_table();
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (rows * n > 8192)
     for (int64_t i = 0; i < rows * n; ++i) {
         const float x = g[i];
         y[i] = x <= -10.0f ? 0.0f : x >= 10.0f ? x * u[i] : half_to_float(gelu_table[float_to_half(x)]) * u[i];
