@@ -1,15 +1,16 @@
-"""Native kernels in plain C (camelid/kernels/csrc), compiled once per machine and called through ctypes.
+"""Native kernels in plain C (camelid/kernels/csrc), called through ctypes.
 
 They reproduce ggml's CPU arithmetic operation for operation, so their results are bit-identical to llama.cpp's
-(measured on llama.cpp's own intermediate tensors): the Q4_0/Q4_1/Q5_0/Q8_0 matmuls, attention over the fp16 KV
-cache, SwiGLU and GEGLU. The library is built with the system C compiler into camelid's data folder the first time it is needed;
-without a compiler or without AVX2/FMA/F16C, or with `CAMELID_NATIVE=0`, the torch reference paths are used.
+(measured on llama.cpp's own intermediate tensors): the Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K matmuls, attention over the
+fp16 KV cache, RMSNorm, RoPE, SwiGLU, GEGLU, and whole transformer layers made of them. The package build compiles
+them (setup.py, an optional extension); failing that they are compiled with the system C compiler into camelid's
+data folder the first time they are needed. Without a compiler or without AVX2/FMA/F16C, or with
+`CAMELID_NATIVE=0`, the torch reference paths are used.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import logging
 import os
 import shutil
@@ -20,12 +21,10 @@ import torch
 from gguf.constants import GGMLQuantizationType as T
 
 from camelid import config
-from camelid.kernels import numerics
+from camelid.kernels import build, numerics
 from camelid.kernels.reference import reference_matmul
 
 log = logging.getLogger("camelid")
-SOURCE_DIR = Path(__file__).parent / "csrc"
-FLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-fopenmp", "-ffp-contract=off", "-shared", "-fPIC"]
 _i64, _ptr = ctypes.c_int64, ctypes.c_void_p
 SIGNATURES = {
     "camelid_matmul": [_ptr, _i64, _i64, ctypes.c_int, _ptr, _ptr, _ptr, _ptr, _i64, _ptr],
@@ -48,23 +47,32 @@ _library: ctypes.CDLL | None = None
 _tried = False
 
 
-def _sources() -> list[Path]:
-    return sorted(SOURCE_DIR.glob("*.c"))
+def _packaged() -> Path | None:
+    """The library the package build made (setup.py), when it was built from these very sources."""
+    for path in sorted(Path(__file__).parent.glob("_native*.so")):
+        try:
+            lib = ctypes.CDLL(str(path))
+            lib.camelid_digest.restype = ctypes.c_char_p
+            if lib.camelid_digest().decode() == build.digest():
+                return path
+        except (OSError, AttributeError):
+            continue
+    return None
 
 
 def _build() -> Path | None:
+    """The library compiled on first use into camelid's data folder (kept per source digest)."""
     compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     if compiler is None:
         return None
-    inputs = sorted(SOURCE_DIR.glob("*.[ch]"))
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in inputs) + " ".join(FLAGS).encode()).hexdigest()[:16]
-    target = config.home_dir() / "kernels" / f"camelid_kernels_{digest}.so"
+    target = config.home_dir() / "kernels" / f"camelid_kernels_{build.digest()}.so"
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.tmp")
-    result = subprocess.run([compiler, *FLAGS, f"-I{SOURCE_DIR}", *map(str, _sources()), "-o", str(partial), "-lm"],
-                            capture_output=True, text=True, check=False)
+    command = [compiler, *build.COMPILE_FLAGS, build.digest_define(), "-shared", "-fPIC", f"-I{build.SOURCE_DIR}",
+               *map(str, build.sources()), "-o", str(partial), *build.LINK_FLAGS]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         log.warning("native kernels not built (%s); using the torch path", result.stderr.strip()[:300])
         return None
@@ -81,7 +89,7 @@ def library() -> ctypes.CDLL | None:
     if os.environ.get("CAMELID_NATIVE", "1") == "0":
         return None
     try:
-        path = _build()
+        path = _packaged() or _build()
         if path is None:
             return None
         lib = ctypes.CDLL(str(path))

@@ -3,6 +3,8 @@ and the torch fallback."""
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 import pytest
 import torch
@@ -175,3 +177,15 @@ def test_native_k_quants_match_block_formula(ggml_type: int, n_tokens: int) -> N
     exact = reference_matmul(x, weight, ggml_type, 24, 512)
     assert native_out.shape == (n_tokens, 24)
     assert (native_out - exact).abs().max() <= 1e-5 * exact.abs().max()
+
+
+@needs_native
+def test_the_loaded_library_was_built_from_these_sources() -> None:
+    """Whether the package build or the first-use build made it, its stamp is the digest of the current sources:
+    a library from other sources (an editable install whose C changed since) is never used."""
+    from camelid.kernels import build
+
+    lib = native.library()
+    lib.camelid_digest.restype = ctypes.c_char_p
+    assert lib.camelid_digest().decode() == build.digest()
+    assert len(build.digest()) == 16

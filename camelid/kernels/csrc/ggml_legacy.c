@@ -222,3 +222,10 @@ void camelid_set_threads(int n) {
     (void) n;
 #endif
 }
+
+#ifndef CAMELID_DIGEST
+#define CAMELID_DIGEST ""
+#endif
+
+/* the digest of the sources and flags this library was built from (camelid/kernels/build.py) */
+const char *camelid_digest(void) { return CAMELID_DIGEST; }
