@@ -180,17 +180,19 @@ void camelid_attention_f16(const float *q, uint16_t *k_cache, uint16_t *v_cache,
     const int tiny_kq = tiny && Dk % 16 == 0;
     const int64_t lanes = tiny ? 16 : 64; /* kqv accumulators: cell mod 16 (tinyBLAS) or mod 64 (vec_dot_f16) */
     /* a batch of one sequence reads every cached row many times: widen the slot's K/V to float once */
+    /* rows padded to a multiple of 16 with zeros, so that whole 16-key chunks can be read */
+    const int64_t rows = (n_keys + 15) & ~(int64_t) 15;
     float *wide = NULL;
     if (tiny && B == 1 && T >= 16 && Dv % 8 == 0)
-        wide = aligned_alloc(64, sizeof(float) * (size_t) ((Hkv * n_keys * (Dk + Dv) + 15) / 16 * 16));
+        wide = aligned_alloc(64, sizeof(float) * (size_t) ((Hkv * rows * (Dk + Dv) + 15) / 16 * 16));
     if (wide) {
         #pragma omp parallel for schedule(static) collapse(2)
         for (int64_t g = 0; g < Hkv; ++g)
-            for (int64_t c = 0; c < n_keys; ++c) {
+            for (int64_t c = 0; c < rows; ++c) {
                 const int64_t row = (slots[0] * Hkv + g) * n_ctx + c;
-                for (int64_t d = 0; d < Dk; ++d) wide[(g * n_keys + c) * Dk + d] = half_to_float(k_cache[row * Dk + d]);
-                for (int64_t d = 0; d < Dv; ++d)
-                    wide[Hkv * n_keys * Dk + (g * n_keys + c) * Dv + d] = half_to_float(v_cache[row * Dv + d]);
+                float *kd = wide + (g * rows + c) * Dk, *vd = wide + Hkv * rows * Dk + (g * rows + c) * Dv;
+                for (int64_t d = 0; d < Dk; ++d) kd[d] = c < n_keys ? half_to_float(k_cache[row * Dk + d]) : 0.0f;
+                for (int64_t d = 0; d < Dv; ++d) vd[d] = c < n_keys ? half_to_float(v_cache[row * Dv + d]) : 0.0f;
             }
     }
     #pragma omp parallel
@@ -206,8 +208,8 @@ void camelid_attention_f16(const float *q, uint16_t *k_cache, uint16_t *v_cache,
                 const int64_t g = h / group, slot = slots[token / T];
                 const uint16_t *keys = k_cache + ((slot * Hkv + g) * n_ctx) * Dk;
                 const uint16_t *values = v_cache + ((slot * Hkv + g) * n_ctx) * Dv;
-                const float *wide_k = wide ? wide + g * n_keys * Dk : NULL;
-                const float *wide_v = wide ? wide + Hkv * n_keys * Dk + g * n_keys * Dv : NULL;
+                const float *wide_k = wide ? wide + g * rows * Dk : NULL;
+                const float *wide_v = wide ? wide + Hkv * rows * Dk + g * rows * Dv : NULL;
                 const float *qt = q + (token * H + h) * Dk;
                 for (int64_t d = 0; d < Dk; ++d) qh[d] = round_to_half(qt[d]);
                 /* visible keys lie in [first, last); chunks of 16 outside it hold only zeros after the softmax,
@@ -235,16 +237,17 @@ void camelid_attention_f16(const float *q, uint16_t *k_cache, uint16_t *v_cache,
                 const __m256 inv = _mm256_set1_ps((float) (1.0 / sum));
                 for (int64_t c = c_begin; c < c_end; c += 8)
                     _mm256_storeu_ps(prob + c, round_to_half_8(_mm256_mul_ps(_mm256_loadu_ps(prob + c), inv)));
-                if (wide_v) { /* tinyBLAS order, the 16 lane accumulators of 8 values at a time in registers */
+                if (wide_v) { /* tinyBLAS order, the 16 lane accumulators of 8 values at a time in registers; the
+                               * masked keys of the chunks carry probability 0 and a finite (or zero) row: no-ops */
                     for (int64_t d = 0; d < Dv; d += 8) {
                         __m256 lane[16];
                         for (int l = 0; l < 16; ++l) lane[l] = _mm256_setzero_ps();
-                        for (int64_t c0 = c_begin; c0 < c_end; c0 += 16)
-                            for (int l = 0; l < 16; ++l) {
-                                const int64_t c = c0 + l;
-                                if (c < first || c >= last || prob[c] == 0.0f) continue; /* fma(0, v, a) == a */
-                                lane[l] = _mm256_fmadd_ps(_mm256_loadu_ps(wide_v + c * Dv + d), _mm256_set1_ps(prob[c]), lane[l]);
-                            }
+                        for (int64_t c0 = c_begin; c0 < c_end; c0 += 16) {
+                            const float *v = wide_v + c0 * Dv + d;
+                            #pragma GCC unroll 16
+                            for (int l = 0; l < 16; ++l)
+                                lane[l] = _mm256_fmadd_ps(_mm256_loadu_ps(v + l * Dv), _mm256_set1_ps(prob[c0 + l]), lane[l]);
+                        }
                         for (int l = 0; l < 16; ++l) _mm256_storeu_ps(acc + l * Dv + d, lane[l]);
                     }
                 } else {
