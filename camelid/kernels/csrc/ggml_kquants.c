@@ -103,6 +103,55 @@ static float dot_q6_K_q8_K_tiled(int64_t n_blocks, const block_q6_K *x, const bl
     return acc;
 }
 
+/* Q6_K, one weight row against 4 activation rows: the 6-bit codes and scales unpacked once for the four; each
+ * row's integer lanes and float steps are those of the single-row functions (tiled order from 8 rows) */
+static void dot_x4_q6_K(int64_t n_blocks, const block_q6_K *x, const uint8_t *a, int64_t a_stride, float *out,
+                        int64_t out_stride, int tiled) {
+    __m256 acc_vec[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    float acc_tiled[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    const __m256i m15 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
+    for (int64_t b = 0; b < n_blocks; ++b) {
+        __m256i q[8], sc[8];
+        for (int half = 0; half < 2; ++half) {
+            const uint8_t *ql = x[b].ql + 64 * half, *qh = x[b].qh + 32 * half;
+            const __m256i lo1 = _mm256_loadu_si256((const __m256i *) ql), lo2 = _mm256_loadu_si256((const __m256i *) (ql + 32));
+            const __m256i hb = _mm256_loadu_si256((const __m256i *) qh);
+            q[4 * half + 0] = _mm256_or_si256(_mm256_and_si256(lo1, m15), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
+            q[4 * half + 1] = _mm256_or_si256(_mm256_and_si256(lo2, m15),
+                                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4));
+            q[4 * half + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo1, 4), m15),
+                                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4));
+            q[4 * half + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo2, 4), m15),
+                                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4));
+        }
+        for (int chunk = 0; chunk < 8; ++chunk)
+            sc[chunk] = _mm256_setr_m128i(_mm_set1_epi16(x[b].scales[2 * chunk]), _mm_set1_epi16(x[b].scales[2 * chunk + 1]));
+        const __m256i scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) x[b].scales));
+        const float d6 = half_to_float(x[b].d);
+        for (int t = 0; t < 4; ++t) {
+            const block_q8_K *y = (const block_q8_K *) (a + t * a_stride) + b;
+            __m256i sumi = _mm256_setzero_si256();
+            for (int chunk = 0; chunk < 8; ++chunk) {
+                const __m256i p16 = _mm256_maddubs_epi16(q[chunk], _mm256_loadu_si256((const __m256i *) (y->qs + 32 * chunk)));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, sc[chunk]));
+            }
+            const __m256i bsums = _mm256_loadu_si256((const __m256i *) y->bsums);
+            sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(bsums, scales), 5));
+            if (tiled) {
+                acc_tiled[t] = fmaf((float) hsum_epi32(sumi) * d6, y->d, acc_tiled[t]);
+            } else {
+                acc_vec[t] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * d6), _mm256_cvtepi32_ps(sumi), acc_vec[t]);
+            }
+        }
+    }
+    for (int t = 0; t < 4; ++t) out[t * out_stride] = tiled ? acc_tiled[t] : hsum_float_8(acc_vec[t]);
+}
+
+void camelid_dot_x4_q6_K(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
+                         int64_t out_stride, int64_t n_tokens) {
+    dot_x4_q6_K(n_in / 256, (const block_q6_K *) w, a, a_stride, out, out_stride, n_tokens >= 8);
+}
+
 /* Q6_K in the order llama.cpp uses for a batch of n_tokens rows: vec_dot below 8 rows, the tiled kernel from 8 */
 float camelid_dot_q6_K(const uint8_t *w, const uint8_t *a, int64_t n_in, int64_t t, int64_t n_tokens) {
     (void) t;
@@ -188,7 +237,8 @@ static void dot_x4_q4_K(int64_t n_blocks, const block_q4_K *x, const uint8_t *a,
 }
 
 void camelid_dot_x4_q4_K(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
-                         int64_t out_stride) {
+                         int64_t out_stride, int64_t n_tokens) {
+    (void) n_tokens;
     dot_x4_q4_K(n_in / 256, (const block_q4_K *) w, a, a_stride, out, out_stride);
 }
 

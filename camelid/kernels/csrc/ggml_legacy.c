@@ -166,22 +166,26 @@ static int vnni(void) {
 #define dot_x4_q0(...) (vnni() ? dot_x4_q0_vnni(__VA_ARGS__) : dot_x4_q0(__VA_ARGS__))
 
 void camelid_dot_x4_q4_1(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
-                         int64_t out_stride) {
+                         int64_t out_stride, int64_t n_tokens) {
+    (void) n_tokens;
     dot_x4_q4_1(n_in / 32, (const block_q4_1 *) w, a, a_stride, out, out_stride);
 }
 
 void camelid_dot_x4_q4_0(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
-                         int64_t out_stride) {
+                         int64_t out_stride, int64_t n_tokens) {
+    (void) n_tokens;
     dot_x4_q0(n_in / 32, w, 18, 2, a, a_stride, out, out_stride);
 }
 
 void camelid_dot_x4_q5_0(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
-                         int64_t out_stride) {
+                         int64_t out_stride, int64_t n_tokens) {
+    (void) n_tokens;
     dot_x4_q0(n_in / 32, w, 22, 6, a, a_stride, out, out_stride);
 }
 
 void camelid_dot_x4_q8_0(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
-                         int64_t out_stride) {
+                         int64_t out_stride, int64_t n_tokens) {
+    (void) n_tokens;
     dot_x4_q0(n_in / 32, w, 34, 8, a, a_stride, out, out_stride);
 }
 

@@ -9,7 +9,7 @@
 typedef float (*dot_fn)(const uint8_t *w, const uint8_t *a, int64_t n_in, int64_t t, int64_t n_tokens);
 /* one weight row against 4 activation rows a_stride apart, results out_stride apart; same values as dot_fn */
 typedef void (*dot_x4_fn)(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
-                          int64_t out_stride);
+                          int64_t out_stride, int64_t n_tokens);
 
 float camelid_dot_q4_0(const uint8_t *, const uint8_t *, int64_t, int64_t, int64_t);
 float camelid_dot_q4_1(const uint8_t *, const uint8_t *, int64_t, int64_t, int64_t);
@@ -17,11 +17,12 @@ float camelid_dot_q5_0(const uint8_t *, const uint8_t *, int64_t, int64_t, int64
 float camelid_dot_q8_0(const uint8_t *, const uint8_t *, int64_t, int64_t, int64_t);
 float camelid_dot_q4_K(const uint8_t *, const uint8_t *, int64_t, int64_t, int64_t);
 float camelid_dot_q6_K(const uint8_t *, const uint8_t *, int64_t, int64_t, int64_t);
-void camelid_dot_x4_q4_0(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t);
-void camelid_dot_x4_q4_1(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t);
-void camelid_dot_x4_q5_0(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t);
-void camelid_dot_x4_q8_0(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t);
-void camelid_dot_x4_q4_K(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t);
+void camelid_dot_x4_q4_0(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
+void camelid_dot_x4_q4_1(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
+void camelid_dot_x4_q5_0(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
+void camelid_dot_x4_q8_0(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
+void camelid_dot_x4_q4_K(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
+void camelid_dot_x4_q6_K(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
 void camelid_quantize_q8_0(const float *x, void *y, int64_t n);
 void camelid_quantize_q8_1(const float *x, void *y, int64_t n);
 void camelid_quantize_q8_K(const float *x, void *y, int64_t n);
@@ -43,7 +44,7 @@ static const format FORMATS[] = {
     {6, ACT_Q8_0, 32, 22, camelid_dot_q5_0, camelid_dot_x4_q5_0},
     {8, ACT_Q8_0, 32, 34, camelid_dot_q8_0, camelid_dot_x4_q8_0},
     {12, ACT_Q8_K, 256, 144, camelid_dot_q4_K, camelid_dot_x4_q4_K}, /* groups of 4 are all in gemm order */
-    {14, ACT_Q8_K, 256, 210, camelid_dot_q6_K, NULL},
+    {14, ACT_Q8_K, 256, 210, camelid_dot_q6_K, camelid_dot_x4_q6_K},
 };
 
 static const format *format_of(int type) {
@@ -113,7 +114,7 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
                 int64_t t = t0;
                 if (f->dot_x4)
                     for (; t + 4 <= t_end; t += 4)
-                        f->dot_x4(w, acts[f->act] + t * stride, stride, n_in, column + t * out_stride, out_stride);
+                        f->dot_x4(w, acts[f->act] + t * stride, stride, n_in, column + t * out_stride, out_stride, n_tokens);
                 for (; t < t_end; ++t) column[t * out_stride] = f->dot(w, acts[f->act] + t * stride, n_in, t, n_tokens);
             }
         }
