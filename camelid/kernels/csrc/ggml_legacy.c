@@ -189,6 +189,24 @@ void camelid_dot_x4_q8_0(const uint8_t *w, const uint8_t *a, int64_t a_stride, i
     dot_x4_q0(n_in / 32, w, 34, 8, a, a_stride, out, out_stride);
 }
 
+/* consecutive weight rows against one activation row (decode): the dot products inlined in one loop */
+void camelid_rows_q4_1(const uint8_t *w, int64_t row_bytes, const uint8_t *a, int64_t n_in, float *out, int64_t rows) {
+    for (int64_t r = 0; r < rows; ++r)
+        out[r] = dot_q4_1_q8_1(n_in / 32, (const block_q4_1 *) (w + r * row_bytes), (const block_q8_1 *) a);
+}
+
+void camelid_rows_q8_0(const uint8_t *w, int64_t row_bytes, const uint8_t *a, int64_t n_in, float *out, int64_t rows) {
+    for (int64_t r = 0; r < rows; ++r) out[r] = dot_q0_q8_0(n_in / 32, w + r * row_bytes, 34, 8, (const block_q8_0 *) a);
+}
+
+void camelid_rows_q5_0(const uint8_t *w, int64_t row_bytes, const uint8_t *a, int64_t n_in, float *out, int64_t rows) {
+    for (int64_t r = 0; r < rows; ++r) out[r] = dot_q0_q8_0(n_in / 32, w + r * row_bytes, 22, 6, (const block_q8_0 *) a);
+}
+
+void camelid_rows_q4_0(const uint8_t *w, int64_t row_bytes, const uint8_t *a, int64_t n_in, float *out, int64_t rows) {
+    for (int64_t r = 0; r < rows; ++r) out[r] = dot_q0_q8_0(n_in / 32, w + r * row_bytes, 18, 2, (const block_q8_0 *) a);
+}
+
 /* the uniform row-dot signature of camelid_matmul (matmul.c): weight row, activation row, n_in, row index, rows */
 float camelid_dot_q4_1(const uint8_t *w, const uint8_t *a, int64_t n_in, int64_t t, int64_t n_tokens) {
     (void) t, (void) n_tokens;

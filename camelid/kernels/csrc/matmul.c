@@ -8,6 +8,8 @@
 
 typedef float (*dot_fn)(const uint8_t *w, const uint8_t *a, int64_t n_in, int64_t t, int64_t n_tokens);
 /* one weight row against 4 activation rows a_stride apart, results out_stride apart; same values as dot_fn */
+/* consecutive weight rows (row_bytes apart) against one activation row: the same values as dot_fn per row */
+typedef void (*rows_fn)(const uint8_t *w, int64_t row_bytes, const uint8_t *a, int64_t n_in, float *out, int64_t rows);
 typedef void (*dot_x4_fn)(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
                           int64_t out_stride, int64_t n_tokens);
 
@@ -17,6 +19,10 @@ float camelid_dot_q5_0(const uint8_t *, const uint8_t *, int64_t, int64_t, int64
 float camelid_dot_q8_0(const uint8_t *, const uint8_t *, int64_t, int64_t, int64_t);
 float camelid_dot_q4_K(const uint8_t *, const uint8_t *, int64_t, int64_t, int64_t);
 float camelid_dot_q6_K(const uint8_t *, const uint8_t *, int64_t, int64_t, int64_t);
+void camelid_rows_q4_0(const uint8_t *, int64_t, const uint8_t *, int64_t, float *, int64_t);
+void camelid_rows_q4_1(const uint8_t *, int64_t, const uint8_t *, int64_t, float *, int64_t);
+void camelid_rows_q5_0(const uint8_t *, int64_t, const uint8_t *, int64_t, float *, int64_t);
+void camelid_rows_q8_0(const uint8_t *, int64_t, const uint8_t *, int64_t, float *, int64_t);
 void camelid_dot_x4_q4_0(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
 void camelid_dot_x4_q4_1(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
 void camelid_dot_x4_q5_0(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
@@ -36,15 +42,16 @@ typedef struct {
     int64_t bytes;    /* bytes per weight block */
     dot_fn dot;
     dot_x4_fn dot_x4; /* for batches; NULL: one activation row at a time */
+    rows_fn rows;     /* for a single activation row; NULL: dot per row */
 } format;
 
 static const format FORMATS[] = {
-    {2, ACT_Q8_0, 32, 18, camelid_dot_q4_0, camelid_dot_x4_q4_0},
-    {3, ACT_Q8_1, 32, 20, camelid_dot_q4_1, camelid_dot_x4_q4_1},
-    {6, ACT_Q8_0, 32, 22, camelid_dot_q5_0, camelid_dot_x4_q5_0},
-    {8, ACT_Q8_0, 32, 34, camelid_dot_q8_0, camelid_dot_x4_q8_0},
-    {12, ACT_Q8_K, 256, 144, camelid_dot_q4_K, camelid_dot_x4_q4_K}, /* groups of 4 are all in gemm order */
-    {14, ACT_Q8_K, 256, 210, camelid_dot_q6_K, camelid_dot_x4_q6_K},
+    {2, ACT_Q8_0, 32, 18, camelid_dot_q4_0, camelid_dot_x4_q4_0, camelid_rows_q4_0},
+    {3, ACT_Q8_1, 32, 20, camelid_dot_q4_1, camelid_dot_x4_q4_1, camelid_rows_q4_1},
+    {6, ACT_Q8_0, 32, 22, camelid_dot_q5_0, camelid_dot_x4_q5_0, camelid_rows_q5_0},
+    {8, ACT_Q8_0, 32, 34, camelid_dot_q8_0, camelid_dot_x4_q8_0, camelid_rows_q8_0},
+    {12, ACT_Q8_K, 256, 144, camelid_dot_q4_K, camelid_dot_x4_q4_K, NULL}, /* groups of 4 are all in gemm order */
+    {14, ACT_Q8_K, 256, 210, camelid_dot_q6_K, camelid_dot_x4_q6_K, NULL},
 };
 
 static const format *format_of(int type) {
@@ -106,6 +113,11 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
         const format *f = formats[m];
         const int64_t row_bytes = (n_in / f->block) * f->bytes, stride = act_row_bytes(f->act, n_in);
         const int64_t o_begin = first * ROWS, o_end = o_begin + ROWS < n_outs[m] ? o_begin + ROWS : n_outs[m];
+        if (n_tokens == 1 && f->rows) {
+            f->rows((const uint8_t *) weights[m] + o_begin * row_bytes, row_bytes, acts[f->act], n_in,
+                    out + offset + o_begin, o_end - o_begin);
+            continue;
+        }
         for (int64_t t0 = 0; t0 < n_tokens; t0 += TOKENS) {
             const int64_t t_end = t0 + TOKENS < n_tokens ? t0 + TOKENS : n_tokens;
             for (int64_t o = o_begin; o < o_end; ++o) {
