@@ -211,29 +211,39 @@ static float dot_q4_K_q8_K(int64_t n_blocks, const block_q4_K *x, const block_q8
  * sub-blocks): the scales and nibbles are unpacked once for the four; each result is computed as above */
 static void dot_x4_q4_K(int64_t n_blocks, const block_q4_K *x, const uint8_t *a, int64_t a_stride, float *out,
                         int64_t out_stride) {
-    float acc[4] = {0}, acc_min[4] = {0};
+    __m128 acc = _mm_setzero_ps(), acc_min = _mm_setzero_ps(); /* lane t: activation row t */
     const __m256i m15 = _mm256_set1_epi8(15);
+    const block_q8_K *y[4];
     for (int64_t b = 0; b < n_blocks; ++b) {
+        for (int t = 0; t < 4; ++t) y[t] = (const block_q8_K *) (a + t * a_stride) + b;
         int sc[8], mn[8];
         for (int s = 0; s < 8; ++s) scale_min_k4(s, x[b].scales, &sc[s], &mn[s]);
-        const float dw = half_to_float(x[b].d), dmin = half_to_float(x[b].dmin);
+        const __m128 d8 = _mm_setr_ps(y[0]->d, y[1]->d, y[2]->d, y[3]->d);
+        const __m128 scale = _mm_mul_ps(_mm_set1_ps(half_to_float(x[b].d)), d8);      /* d_w * d_a per row */
+        const __m128 scale_min = _mm_mul_ps(_mm_set1_ps(half_to_float(x[b].dmin)), d8);
         for (int j = 0; j < 4; ++j) {
             const __m256i packed = _mm256_loadu_si256((const __m256i *) (x[b].qs + 32 * j));
             const __m256i lo = _mm256_and_si256(packed, m15), hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), m15);
             const __m256i sc_lo = _mm256_set1_epi16((short) sc[2 * j]), sc_hi = _mm256_set1_epi16((short) sc[2 * j + 1]);
+            __m256i v[4];
+            int32_t imin[4];
             for (int t = 0; t < 4; ++t) {
-                const block_q8_K *y = (const block_q8_K *) (a + t * a_stride) + b;
-                const __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *) (y->qs + 64 * j)));
-                const __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *) (y->qs + 64 * j + 32)));
-                const int32_t isum = hsum_epi32(_mm256_add_epi32(_mm256_madd_epi16(p_lo, sc_lo), _mm256_madd_epi16(p_hi, sc_hi)));
-                const int32_t imin = mn[2 * j] * (y->bsums[4 * j] + y->bsums[4 * j + 1])
-                                   + mn[2 * j + 1] * (y->bsums[4 * j + 2] + y->bsums[4 * j + 3]);
-                acc[t] = fmaf((float) isum, dw * y->d, acc[t]);
-                acc_min[t] = fmaf((float) imin, dmin * y->d, acc_min[t]);
+                const __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *) (y[t]->qs + 64 * j)));
+                const __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *) (y[t]->qs + 64 * j + 32)));
+                v[t] = _mm256_add_epi32(_mm256_madd_epi16(p_lo, sc_lo), _mm256_madd_epi16(p_hi, sc_hi));
+                imin[t] = mn[2 * j] * (y[t]->bsums[4 * j] + y[t]->bsums[4 * j + 1])
+                        + mn[2 * j + 1] * (y[t]->bsums[4 * j + 2] + y[t]->bsums[4 * j + 3]);
             }
+            /* the four rows' integer sums side by side (exact, in any grouping) */
+            const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+            const __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+            acc = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), scale, acc);
+            acc_min = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_loadu_si128((const __m128i *) imin)), scale_min, acc_min);
         }
     }
-    for (int t = 0; t < 4; ++t) out[t * out_stride] = acc[t] - acc_min[t];
+    float result[4];
+    _mm_storeu_ps(result, _mm_sub_ps(acc, acc_min));
+    for (int t = 0; t < 4; ++t) out[t * out_stride] = result[t];
 }
 
 void camelid_dot_x4_q4_K(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
