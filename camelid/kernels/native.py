@@ -29,7 +29,6 @@ _i64, _ptr = ctypes.c_int64, ctypes.c_void_p
 SIGNATURES = {
     "camelid_matmul": [_ptr, _i64, _i64, ctypes.c_int, _ptr, _ptr, _ptr, _ptr, _i64, _ptr],
     "camelid_matmul_scratch": [_i64, _i64],
-    "camelid_matmul_supports": [ctypes.c_int],
     "camelid_swiglu": [_ptr, _ptr, _ptr, _i64, _i64],
     "camelid_geglu": [_ptr, _ptr, _ptr, _i64, _i64],
     "camelid_attention_f16": [_ptr, _ptr, _ptr, _ptr, _ptr, _i64, _i64, _i64, _i64, _i64, _i64, _i64, _i64,

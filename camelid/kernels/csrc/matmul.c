@@ -60,7 +60,6 @@ static const format *format_of(int type) {
     return NULL;
 }
 
-int camelid_matmul_supports(int type) { return format_of(type) != NULL; }
 
 static int64_t act_row_bytes(int act, int64_t n_in) {
     return act == ACT_Q8_K ? n_in / 256 * 292 : n_in / 32 * (act == ACT_Q8_1 ? 40 : 36);
