@@ -120,6 +120,20 @@ static float dot_tiny_f32(const float *k, const float *q, int64_t n) {
     return tree_16(lo, hi);
 }
 
+/* four consecutive rows of k (row length n) against q: the dot_tiny_f32 of each, interleaved */
+static void dot_tiny_f32_x4(const float *k, int64_t n, const float *q, float *out) {
+    __m256 lo[4], hi[4];
+    for (int r = 0; r < 4; ++r) lo[r] = hi[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __m256 q_lo = _mm256_loadu_ps(q + i), q_hi = _mm256_loadu_ps(q + i + 8);
+        for (int r = 0; r < 4; ++r) {
+            lo[r] = _mm256_fmadd_ps(_mm256_loadu_ps(k + r * n + i), q_lo, lo[r]);
+            hi[r] = _mm256_fmadd_ps(_mm256_loadu_ps(k + r * n + i + 8), q_hi, hi[r]);
+        }
+    }
+    for (int r = 0; r < 4; ++r) out[r] = tree_16(lo[r], hi[r]);
+}
+
 /* ggml_expf on 8 lanes: the same operations; 2^n applied by building the power of two when every |n| <= 126
  * (exact, like _mm512_scalef_ps), lane by lane otherwise */
 static inline __m256 ggml_expf_8(__m256 x) {
@@ -218,7 +232,18 @@ void camelid_attention_f16(const float *q, uint16_t *k_cache, uint16_t *v_cache,
                 const int64_t last = p + 1 < n_keys ? p + 1 : n_keys;
                 const int64_t c_begin = first & ~(int64_t) 15, c_end = (last + 15) & ~(int64_t) 15;
                 float max = -INFINITY;
-                for (int64_t c = c_begin; c < c_end; ++c) {
+                int64_t c = c_begin;
+                if (wide_k && tiny_kq) /* four keys at a time: four independent chains, each in its own order */
+                    for (; c + 4 <= c_end; c += 4) {
+                        if (c < first || c + 4 > last) break;
+                        float dots[4];
+                        dot_tiny_f32_x4(wide_k + c * Dk, Dk, qh, dots);
+                        for (int i = 0; i < 4; ++i) {
+                            score[c + i] = dots[i] * scale;
+                            max = score[c + i] > max ? score[c + i] : max;
+                        }
+                    }
+                for (; c < c_end; ++c) {
                     if (c < first || c >= last) { score[c] = -INFINITY; continue; }
                     const float dot = wide_k && tiny_kq ? dot_tiny_f32(wide_k + c * Dk, qh, Dk)
                                       : tiny_kq ? dot_tiny_f16(keys + c * Dk, qh, Dk) : dot_vec_f16(keys + c * Dk, qh, Dk);
