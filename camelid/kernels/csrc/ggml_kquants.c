@@ -45,34 +45,46 @@ void camelid_quantize_q8_K(const float *x, void *out, int64_t n) {
     }
 }
 
-/* the 8 int32 lanes of one Q6_K super-block as ggml's AVX2 vec_dot forms them: lane m holds
- * sum over the elements e with (e mod 32) / 4 == m of sc[e/16] * q6(e) * q8(e), minus 32 (sc[2m] bsum[2m] + sc[2m+1]
- * bsum[2m+1]); integer arithmetic, so any way of forming the sums gives these values */
-static inline __m256i q6_K_lanes(const block_q6_K *x, const block_q8_K *y) {
+/* one Q6_K super-block unpacked: the unsigned 6-bit codes of its 8 chunks of 32 (low 4 bits from ql, high 2 from
+ * qh), each chunk's two 16-element scales as 16-bit lanes, and all 16 scales widened (for the bsum term) */
+typedef struct { __m256i q[8], sc[8], scales; } q6_K_unpacked;
+
+static inline void unpack_q6_K(const block_q6_K *x, q6_K_unpacked *u) {
     const __m256i m15 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
-    __m256i sumi = _mm256_setzero_si256();
     for (int half = 0; half < 2; ++half) {
         const uint8_t *ql = x->ql + 64 * half, *qh = x->qh + 32 * half;
         const __m256i lo1 = _mm256_loadu_si256((const __m256i *) ql), lo2 = _mm256_loadu_si256((const __m256i *) (ql + 32));
         const __m256i hb = _mm256_loadu_si256((const __m256i *) qh);
-        const __m256i q[4] = {
-            _mm256_or_si256(_mm256_and_si256(lo1, m15), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4)),
-            _mm256_or_si256(_mm256_and_si256(lo2, m15), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4)),
-            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo1, 4), m15),
-                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4)),
-            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo2, 4), m15),
-                            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4))};
-        for (int c = 0; c < 4; ++c) { /* elements 128 half + 32 c + (0..31) */
-            const int chunk = 4 * half + c;
-            const __m256i q8 = _mm256_loadu_si256((const __m256i *) (y->qs + 32 * chunk));
-            const __m256i p16 = _mm256_maddubs_epi16(q[c], q8);
-            const __m256i sc = _mm256_setr_m128i(_mm_set1_epi16(x->scales[2 * chunk]), _mm_set1_epi16(x->scales[2 * chunk + 1]));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, sc));
-        }
+        u->q[4 * half + 0] = _mm256_or_si256(_mm256_and_si256(lo1, m15), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
+        u->q[4 * half + 1] = _mm256_or_si256(_mm256_and_si256(lo2, m15),
+                                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4));
+        u->q[4 * half + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo1, 4), m15),
+                                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4));
+        u->q[4 * half + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo2, 4), m15),
+                                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4));
+    }
+    for (int chunk = 0; chunk < 8; ++chunk)
+        u->sc[chunk] = _mm256_setr_m128i(_mm_set1_epi16(x->scales[2 * chunk]), _mm_set1_epi16(x->scales[2 * chunk + 1]));
+    u->scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) x->scales));
+}
+
+/* the 8 int32 lanes of one Q6_K super-block as ggml's AVX2 vec_dot forms them: lane m holds
+ * sum over the elements e with (e mod 32) / 4 == m of sc[e/16] * q6(e) * q8(e), minus 32 (sc[2m] bsum[2m] + sc[2m+1]
+ * bsum[2m+1]); integer arithmetic, so any way of forming the sums gives these values */
+static inline __m256i q6_K_lanes_of(const q6_K_unpacked *u, const block_q8_K *y) {
+    __m256i sumi = _mm256_setzero_si256();
+    for (int chunk = 0; chunk < 8; ++chunk) {
+        const __m256i p16 = _mm256_maddubs_epi16(u->q[chunk], _mm256_loadu_si256((const __m256i *) (y->qs + 32 * chunk)));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, u->sc[chunk]));
     }
     const __m256i bsums = _mm256_loadu_si256((const __m256i *) y->bsums);
-    const __m256i scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) x->scales));
-    return _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(bsums, scales), 5));
+    return _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(bsums, u->scales), 5));
+}
+
+static inline __m256i q6_K_lanes(const block_q6_K *x, const block_q8_K *y) {
+    q6_K_unpacked u;
+    unpack_q6_K(x, &u);
+    return q6_K_lanes_of(&u, y);
 }
 
 static inline int32_t hsum_epi32(__m256i v) {
@@ -109,34 +121,13 @@ static void dot_x4_q6_K(int64_t n_blocks, const block_q6_K *x, const uint8_t *a,
                         int64_t out_stride, int tiled) {
     __m256 acc_vec[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     float acc_tiled[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    const __m256i m15 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
     for (int64_t b = 0; b < n_blocks; ++b) {
-        __m256i q[8], sc[8];
-        for (int half = 0; half < 2; ++half) {
-            const uint8_t *ql = x[b].ql + 64 * half, *qh = x[b].qh + 32 * half;
-            const __m256i lo1 = _mm256_loadu_si256((const __m256i *) ql), lo2 = _mm256_loadu_si256((const __m256i *) (ql + 32));
-            const __m256i hb = _mm256_loadu_si256((const __m256i *) qh);
-            q[4 * half + 0] = _mm256_or_si256(_mm256_and_si256(lo1, m15), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
-            q[4 * half + 1] = _mm256_or_si256(_mm256_and_si256(lo2, m15),
-                                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4));
-            q[4 * half + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo1, 4), m15),
-                                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4));
-            q[4 * half + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo2, 4), m15),
-                                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4));
-        }
-        for (int chunk = 0; chunk < 8; ++chunk)
-            sc[chunk] = _mm256_setr_m128i(_mm_set1_epi16(x[b].scales[2 * chunk]), _mm_set1_epi16(x[b].scales[2 * chunk + 1]));
-        const __m256i scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) x[b].scales));
+        q6_K_unpacked u;
+        unpack_q6_K(&x[b], &u);
         const float d6 = half_to_float(x[b].d);
         for (int t = 0; t < 4; ++t) {
             const block_q8_K *y = (const block_q8_K *) (a + t * a_stride) + b;
-            __m256i sumi = _mm256_setzero_si256();
-            for (int chunk = 0; chunk < 8; ++chunk) {
-                const __m256i p16 = _mm256_maddubs_epi16(q[chunk], _mm256_loadu_si256((const __m256i *) (y->qs + 32 * chunk)));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, sc[chunk]));
-            }
-            const __m256i bsums = _mm256_loadu_si256((const __m256i *) y->bsums);
-            sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(bsums, scales), 5));
+            const __m256i sumi = q6_K_lanes_of(&u, y);
             if (tiled) {
                 acc_tiled[t] = fmaf((float) hsum_epi32(sumi) * d6, y->d, acc_tiled[t]);
             } else {
