@@ -22,8 +22,14 @@ CAMELID_HOME = EnvVar("CAMELID_HOME", str(Path.home() / ".camelid"),
 CAMELID_MODELS = EnvVar("CAMELID_MODELS", "", "model store folder (default: $CAMELID_HOME/models)")
 CAMELID_NUM_THREADS = EnvVar("CAMELID_NUM_THREADS", "0", "CPU threads for compute; 0 = all physical cores")
 CAMELID_DEFAULT_MODEL = EnvVar("CAMELID_DEFAULT_MODEL", "smollm2:135m", "model used when none is named")
+HF_ENDPOINT = EnvVar("HF_ENDPOINT", "https://huggingface.co",
+                     "Hugging Face server for `pull hf.co/ORG/REPO` (the variable huggingface_hub reads)")
+OLLAMA_MODELS = EnvVar("OLLAMA_MODELS", str(Path.home() / ".ollama" / "models"),
+                       "an existing Ollama store, read by `camelid import --ollama`")
+CAMELID_PULL_RETRIES = EnvVar("CAMELID_PULL_RETRIES", "6", "attempts per download before a pull gives up")
 
-ALL_VARS = [CAMELID_HOME, CAMELID_MODELS, CAMELID_NUM_THREADS, CAMELID_DEFAULT_MODEL]
+ALL_VARS = [CAMELID_HOME, CAMELID_MODELS, CAMELID_NUM_THREADS, CAMELID_DEFAULT_MODEL, HF_ENDPOINT, OLLAMA_MODELS,
+            CAMELID_PULL_RETRIES]
 
 # Ollama's request defaults (docs/api: options); llama.cpp's CLI overrides a few of them.
 DEFAULT_NUM_CTX = 4096
@@ -33,6 +39,13 @@ DEFAULT_NUM_BATCH = 512
 def home_dir() -> Path:
     """camelid's data folder, created on demand."""
     path = Path(CAMELID_HOME.get()).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def models_dir() -> Path:
+    """The model store: CAMELID_MODELS, else $CAMELID_HOME/models (created on demand)."""
+    path = Path(CAMELID_MODELS.get() or Path(CAMELID_HOME.get()) / "models").expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

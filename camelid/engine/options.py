@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from camelid.config import DEFAULT_NUM_BATCH, DEFAULT_NUM_CTX
-from camelid.engine.sampling import SamplingParams
 from camelid.errors import BadRequest
+
+if TYPE_CHECKING:
+    from camelid.engine.sampling import SamplingParams
 
 log = logging.getLogger("camelid")
 
@@ -34,9 +36,14 @@ class Options:
     num_batch: int = DEFAULT_NUM_BATCH  # prompt tokens per forward pass during prefill
     num_thread: int = 0  # 0 = camelid's default
     num_keep: int = 0  # accepted for compatibility
+    num_gpu: int = -1  # layers to offload to a GPU; accepted, the CPU runs everything for now
+    main_gpu: int = 0  # accepted for compatibility
+    use_mmap: bool = True  # weights are always mapped from the file
 
     @property
     def sampling(self) -> SamplingParams:
+        from camelid.engine.sampling import SamplingParams  # torch: only when generating
+
         names = {f.name for f in dataclasses.fields(SamplingParams)}
         return SamplingParams(**{name: getattr(self, name) for name in names})
 
@@ -52,7 +59,7 @@ class Options:
             if name not in known:
                 log.warning("ignoring unknown option %r", name)
                 continue
-            values[name] = _coerce(name, value, getattr(self, name))
+            values[name] = coerce_option(name, value, getattr(self, name))
         result = dataclasses.replace(self, **values)
         result.validate()
         return result
@@ -68,7 +75,7 @@ class Options:
             raise BadRequest("top_p and min_p must lie in [0, 1]")
 
 
-def _coerce(name: str, value: Any, default: Any) -> Any:
+def coerce_option(name: str, value: Any, default: Any) -> Any:
     """Convert a user value to the type of the option's default, or raise one clear BadRequest."""
     try:
         if isinstance(default, tuple):
