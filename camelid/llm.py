@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -16,6 +16,9 @@ from camelid import config
 from camelid.engine.generate import Done, Engine, Piece, Stats
 from camelid.engine.options import Options
 from camelid.errors import BadRequest
+
+if TYPE_CHECKING:
+    from camelid.store.resolve import ResolvedModel
 
 
 class Generation:
@@ -57,9 +60,14 @@ class LLM:
     """A loaded model: tokenizer, network and engine, with request defaults (`options`)."""
 
     def __init__(self, path: Path, model: Any, model_config: Any, gguf: Any, tokenizer: Any,
-                 options: Options, load_duration_ns: int) -> None:
+                 options: Options, load_duration_ns: int, stored: ResolvedModel | None = None) -> None:
         self.path, self.model, self.config, self.gguf, self.tokenizer = path, model, model_config, gguf, tokenizer
         self.options = options
+        # What the model library stored with it (Modelfile SYSTEM, MESSAGE, TEMPLATE): defaults for chat.
+        self.name = stored.name if stored else path.name
+        self.system = stored.system if stored else None
+        self.template = stored.template if stored else None  # an Ollama (Go) template, else the GGUF's jinja one
+        self.history = list(stored.messages) if stored else []
         self.load_duration_ns = load_duration_ns
         self.last_stats: Stats | None = None
         train_ctx = int(getattr(model_config, "context_length", 0) or options.num_ctx)
@@ -95,13 +103,25 @@ class LLM:
     def chat(self, messages: list[dict[str, Any]], tools: list[dict] | None = None, **options: Any) -> Generation:
         """Answer a conversation rendered through the model's chat template."""
         opts = self.options.merged(options)
-        return self.generate_ids(self.chat_ids(messages, tools=tools), opts)
+        return self.generate_ids(self.chat_ids(self.with_defaults(messages), tools=tools), opts)
+
+    def with_defaults(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The stored MESSAGE history and SYSTEM prompt ahead of a conversation, as Ollama adds them (a system
+        message in the conversation replaces the stored one)."""
+        check_messages(messages)
+        has_system = any(m.get("role") == "system" for m in messages)
+        head = [{"role": "system", "content": self.system}] if self.system and not has_system else []
+        return head + self.history + list(messages)
 
     def render_chat(self, messages: list[dict[str, Any]], tools: list[dict] | None = None,
                     add_generation_prompt: bool = True) -> str:
         from camelid.tokenizer import render_chat
 
         check_messages(messages)
+        if self.template is not None:
+            from camelid.tokenizer.gotemplate import render_ollama
+
+            return render_ollama(self.template, messages, tools=tools)
         tok = self.tokenizer
         bos = tok.decode([tok.bos_id], skip_special=False) if tok.bos_id is not None else ""
         eos = tok.decode([tok.eos_id], skip_special=False) if tok.eos_id is not None else ""
@@ -153,22 +173,26 @@ def check_messages(messages: Any) -> None:
             raise BadRequest(f"message role must be system, user, assistant or tool, got {message.get('role')!r}")
 
 
-def load(name_or_path: str | os.PathLike | None = None, **options: Any) -> LLM:
-    """Load a model by name (`smollm2:135m`), alias or path to a .gguf file. Options become request defaults;
-    `num_ctx` and `num_thread` also shape the load."""
+def load(name_or_path: str | os.PathLike | None = None, *, report: Any = None, **options: Any) -> LLM:
+    """Load a model by name (`smollm2:135m`), alias, path to a .gguf file, hf.co/ORG/REPO or URL; a catalog model
+    not yet in the library is pulled first (`report` receives the pull's progress events). The model's stored
+    PARAMETERs, then `options`, become request defaults; `num_ctx` and `num_thread` also shape the load."""
+    from camelid.errors import UnknownModel
     from camelid.gguf import GGUFFile
     from camelid.loader import load_gguf
-    from camelid.store import resolve_model
+    from camelid.store import resolve
     from camelid.tokenizer import Tokenizer
 
     t0 = time.perf_counter_ns()
-    opts = Options().merged(options)
+    stored = resolve(name_or_path, report=report)
+    if stored.path is None:
+        raise UnknownModel(f"model '{stored.name}' is not a language model (it is a {stored.format} folder)")
+    opts = Options().merged(stored.parameters).merged(options)
     set_threads(opts.num_thread if opts.num_thread > 0 else config.default_threads())
-    path = resolve_model(name_or_path)
-    gguf = GGUFFile(path)
+    gguf = GGUFFile(stored.path)
     model, model_config, _ = load_gguf(gguf)
     tokenizer = Tokenizer.from_metadata(gguf.metadata)
-    llm = LLM(path, model, model_config, gguf, tokenizer, opts, time.perf_counter_ns() - t0)
+    llm = LLM(stored.path, model, model_config, gguf, tokenizer, opts, time.perf_counter_ns() - t0, stored)
     # The model, its vocabulary and torch's modules are hundreds of thousands of long-lived objects: keep them out
     # of the cyclic collector's way (a full collection during decoding cost 4 % of the time).
     gc.freeze()

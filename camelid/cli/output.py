@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from camelid.engine.generate import Stats
+if TYPE_CHECKING:
+    from camelid.engine.generate import Stats
 
 
 def stream(pieces: Iterable[str], out: TextIO = sys.stdout) -> str:

@@ -31,10 +31,11 @@ def add_parser(sub: Any) -> None:
 
 def looks_like_model(word: str) -> bool:
     """Whether the first word names a model (a catalog name or alias, name:tag, or a .gguf path)."""
-    from camelid.store.embedded import ALIASES, CATALOG
+    from camelid.store.catalog import lookup
+    from camelid.store.pull import is_hf, is_url
 
-    return (word in CATALOG or word in ALIASES or bool(_NAME.match(word)) or word.endswith(".gguf")
-            or Path(word).is_file())
+    return (lookup(word) is not None or bool(_NAME.match(word)) or word.endswith(".gguf") or is_url(word)
+            or is_hf(word) or Path(word).is_file())
 
 
 def split_words(words: list[str]) -> tuple[str | None, str]:
@@ -74,13 +75,16 @@ def run_command(args: argparse.Namespace) -> int:
     if piped.strip():
         prompt = piped + ("\n\n" + prompt if prompt else "")
     options = options_from(args)
-    llm = camelid.load(model_name, **options)
+    from camelid.cli.progress import PullProgress
+
+    with PullProgress() as progress:
+        llm = camelid.load(model_name, report=progress, **options)
     if not prompt:
         if sys.stdin is None or not sys.stdin.isatty():
             return 0
         from camelid.cli.repl import Repl
 
-        Repl(llm, system=args.system, verbose=args.verbose).loop()
+        Repl(llm, system=args.system or llm.system, verbose=args.verbose).loop()
         return 0
     messages = ([{"role": "system", "content": args.system}] if args.system else [])
     messages.append({"role": "user", "content": prompt})
