@@ -84,6 +84,11 @@ def pull(reference: str, store: ModelStore | None = None, report: Report | None 
                 raise UnknownModel(f"cannot pull '{reference}': not in camelid's catalog ({', '.join(names())}); "
                                    "pull hf.co/ORG/REPO[:QUANT], an https URL of a .gguf file, or import an "
                                    "Ollama store with `camelid import --ollama`")
+            existing = store.read(target)
+            if existing is not None and all(store.has_blob(d) for d in existing.digests) and \
+                    {f.digest for f in entry.files} <= existing.digests:
+                report(PullEvent("success"))  # already complete: the catalog pins its files
+                return target
             parts = _from_catalog(store, entry, report)
         manifest = build_manifest(store, parts)
         report(PullEvent("writing manifest"))
