@@ -26,7 +26,8 @@ HF_ENDPOINT = EnvVar("HF_ENDPOINT", "https://huggingface.co",
                      "Hugging Face server for `pull hf.co/ORG/REPO` (the variable huggingface_hub reads)")
 OLLAMA_MODELS = EnvVar("OLLAMA_MODELS", str(Path.home() / ".ollama" / "models"),
                        "an existing Ollama store, read by `camelid import --ollama`")
-CAMELID_PULL_RETRIES = EnvVar("CAMELID_PULL_RETRIES", "6", "attempts per download before a pull gives up")
+CAMELID_PULL_RETRIES = EnvVar("CAMELID_PULL_RETRIES", "6",
+                              "retries of a download after its first attempt, before a pull gives up")
 
 ALL_VARS = [CAMELID_HOME, CAMELID_MODELS, CAMELID_NUM_THREADS, CAMELID_DEFAULT_MODEL, HF_ENDPOINT, OLLAMA_MODELS,
             CAMELID_PULL_RETRIES]

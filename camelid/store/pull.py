@@ -147,10 +147,13 @@ def _from_url(store: ModelStore, url: str, report: Report, sha256: str | None = 
         def progress(completed: int, total: int | None) -> None:
             report(PullEvent(f"pulling {label[7:19]}", digest, total, completed))
 
-        hex_digest = download(clean, partial, expected_sha256=sha256, expected_size=size, progress=progress)
-        report(PullEvent("verifying sha256 digest"))
-        digest = "sha256:" + hex_digest
-        store.commit(partial, digest)
+        with store.lock("blob-" + partial.name):  # two names pulling one file share its partial download
+            if digest is None or not store.has_blob(digest, size):
+                hex_digest = download(clean, partial, expected_sha256=sha256, expected_size=size,
+                                      progress=progress)
+                report(PullEvent("verifying sha256 digest"))
+                digest = "sha256:" + hex_digest
+                store.commit(partial, digest)
     assert digest is not None
     layer = mt.Layer(mt.MODEL, digest, store.blob_path(digest).stat().st_size)
     _check_gguf(store, layer)
