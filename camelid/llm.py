@@ -60,7 +60,8 @@ class LLM:
     """A loaded model: tokenizer, network and engine, with request defaults (`options`)."""
 
     def __init__(self, path: Path, model: Any, model_config: Any, gguf: Any, tokenizer: Any,
-                 options: Options, load_duration_ns: int, stored: ResolvedModel | None = None) -> None:
+                 options: Options, load_duration_ns: int, stored: ResolvedModel | None = None,
+                 n_slots: int = 1) -> None:
         self.path, self.model, self.config, self.gguf, self.tokenizer = path, model, model_config, gguf, tokenizer
         self.options = options
         # What the model library stored with it (Modelfile SYSTEM, MESSAGE, TEMPLATE): defaults for chat.
@@ -72,7 +73,7 @@ class LLM:
         self.last_stats: Stats | None = None
         train_ctx = int(getattr(model_config, "context_length", 0) or options.num_ctx)
         self.n_ctx = min(options.num_ctx, train_ctx)
-        self.engine = Engine(model, tokenizer, self.n_ctx)
+        self.engine = Engine(model, tokenizer, self.n_ctx, n_slots=n_slots)
         self._lock = threading.Lock()
         self._first_request = True
 
@@ -173,10 +174,12 @@ def check_messages(messages: Any) -> None:
             raise BadRequest(f"message role must be system, user, assistant or tool, got {message.get('role')!r}")
 
 
-def load(name_or_path: str | os.PathLike | None = None, *, report: Any = None, **options: Any) -> LLM:
+def load(name_or_path: str | os.PathLike | None = None, *, report: Any = None, n_slots: int = 1,
+         **options: Any) -> LLM:
     """Load a model by name (`smollm2:135m`), alias, path to a .gguf file, hf.co/ORG/REPO or URL; a catalog model
     not yet in the library is pulled first (`report` receives the pull's progress events). The model's stored
-    PARAMETERs, then `options`, become request defaults; `num_ctx` and `num_thread` also shape the load."""
+    PARAMETERs, then `options`, become request defaults; `num_ctx` and `num_thread` also shape the load.
+    `n_slots` sequences can be generated at once (the server's batching), each with `num_ctx` positions."""
     from camelid.errors import UnknownModel
     from camelid.gguf import GGUFFile
     from camelid.loader import load_gguf
@@ -192,7 +195,7 @@ def load(name_or_path: str | os.PathLike | None = None, *, report: Any = None, *
     gguf = GGUFFile(stored.path)
     model, model_config, _ = load_gguf(gguf)
     tokenizer = Tokenizer.from_metadata(gguf.metadata)
-    llm = LLM(stored.path, model, model_config, gguf, tokenizer, opts, time.perf_counter_ns() - t0, stored)
+    llm = LLM(stored.path, model, model_config, gguf, tokenizer, opts, time.perf_counter_ns() - t0, stored, n_slots)
     # The model, its vocabulary and torch's modules are hundreds of thousands of long-lived objects: keep them out
     # of the cyclic collector's way (a full collection during decoding cost 4 % of the time).
     gc.freeze()

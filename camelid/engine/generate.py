@@ -4,62 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import random
-import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
 from camelid.engine.options import Options
-from camelid.engine.sampling import sample
-from camelid.engine.stops import StopMatcher
+from camelid.engine.sequence import Done, GenerationState, Piece, Stats, TokenizerLike
 from camelid.errors import BadRequest
 
-
-class TokenizerLike(Protocol):
-    eog_ids: set[int]
-
-    def decode(self, ids: list[int], skip_special: bool = True) -> str: ...
-
-
-@dataclass
-class Stats:
-    """Timings of one request, named and measured (nanoseconds) as Ollama reports them."""
-
-    prompt_eval_count: int = 0
-    prompt_eval_duration: int = 0
-    eval_count: int = 0
-    eval_duration: int = 0
-    load_duration: int = 0
-    total_duration: int = 0
-    done_reason: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def prompt_tokens_per_second(self) -> float:
-        return self.prompt_eval_count / (self.prompt_eval_duration / 1e9) if self.prompt_eval_duration else 0.0
-
-    @property
-    def tokens_per_second(self) -> float:
-        return self.eval_count / (self.eval_duration / 1e9) if self.eval_duration else 0.0
-
-
-@dataclass
-class Piece:
-    """Text released to the caller; `token` is the sampled id (None for text flushed at the end)."""
-
-    text: str
-    token: int | None = None
-
-
-@dataclass
-class Done:
-    stats: Stats
-    tokens: list[int] = field(default_factory=list)  # the generated ids
+__all__ = ["Done", "Engine", "GenerationState", "Piece", "Stats", "common_prefix", "paused_gc"]
 
 
 class Engine:
@@ -117,48 +71,53 @@ class Engine:
                 self.forward(slot, chunk, chunk_start, all_logits=False)
         return torch.cat(outputs, dim=0) if all_logits else outputs[-1][-1]
 
+    def embed(self, ids: Sequence[int], slot: int) -> list[float]:
+        """Mean-pooled, L2-normalized final hidden states of `ids` (computed in `slot`, which is then forgotten)."""
+        if not ids:
+            raise BadRequest("cannot embed an empty input")
+        if len(ids) > self.n_ctx:
+            raise BadRequest(f"the input is {len(ids)} tokens, longer than the context window ({self.n_ctx})")
+        tokens = torch.tensor([list(ids)], dtype=torch.long)
+        positions = torch.arange(len(ids), dtype=torch.long).unsqueeze(0)
+        with torch.inference_mode(), paused_gc():
+            hidden = self.model.hidden_states(tokens, positions, self._cache(), torch.tensor([slot]))  # [1, T, E]
+        self.forget(slot)
+        pooled = hidden[0].double().mean(dim=0)
+        pooled = pooled / pooled.norm().clamp_min(1e-12)
+        return [float(v) for v in pooled.float()]
+
+    def start(self, state: GenerationState) -> list[Piece | Done]:
+        """Prefill a sequence's prompt in its slot and sample its first token."""
+        logits = self.prefill(state.slot, state.ids, state.options.num_batch)
+        state.prefilled()
+        return state.advance(logits)
+
+    def step(self, states: list[GenerationState]) -> dict[int, list[Piece | Done]]:
+        """One decode step for every unfinished sequence, in ONE batched forward pass: each feeds its last token
+        and samples the next. Returns the events of each sequence by its index in `states`."""
+        active = [i for i, s in enumerate(states) if not s.finished]
+        if not active:
+            return {}
+        tokens = torch.tensor([[states[i].last_token] for i in active], dtype=torch.long)
+        positions = torch.tensor([[states[i].position] for i in active], dtype=torch.long)
+        slots = torch.tensor([states[i].slot for i in active], dtype=torch.long)
+        with torch.inference_mode(), paused_gc():
+            logits = self.model(tokens, positions, self._cache(), slots, all_logits=False)  # [B, 1, vocab]
+        events = {}
+        for row, i in enumerate(active):
+            state = states[i]
+            held = self.slot_tokens[state.slot]
+            del held[state.position:]
+            held.append(state.last_token)
+            events[i] = state.advance(logits[row, -1])
+        return events
+
     def generate(self, ids: Sequence[int], options: Options, slot: int = 0) -> Iterator[Piece | Done]:
         """Prefill `ids`, then sample until end of generation, a stop string, num_predict or a full context."""
-        from camelid.tokenizer import IncrementalDecoder
-
-        t_start = time.perf_counter_ns()
-        stats = Stats(prompt_eval_count=len(ids))
-        logits = self.prefill(slot, ids, options.num_batch)
-        stats.prompt_eval_duration = time.perf_counter_ns() - t_start
-        seed = options.seed if options.seed >= 0 else random.randrange(1 << 62)
-        generator = torch.Generator().manual_seed(seed)
-        params = options.sampling
-        history, generated = list(ids), []
-        decoder = IncrementalDecoder(self.tokenizer)
-        stops = StopMatcher(options.stop)
-        limit = options.num_predict if options.num_predict >= 0 else None
-        t_eval = time.perf_counter_ns()
-        reason, hit = "length", False
-        while limit is None or len(generated) < limit:
-            token = sample(logits, params, history, generator)
-            if token in self.tokenizer.eog_ids:
-                reason = "stop"
-                break
-            history.append(token)
-            generated.append(token)
-            text, hit = stops.feed(decoder.add(token))
-            yield Piece(text, token)
-            if hit:
-                reason = "stop"
-                break
-            if len(history) >= self.n_ctx or len(generated) == limit:
-                break
-            logits = self.forward(slot, [token], len(history) - 1, all_logits=False)[-1]
-        stats.eval_count = len(generated)
-        stats.eval_duration = time.perf_counter_ns() - t_eval
-        if not hit:  # release held text unless a stop string ended the answer
-            tail, _ = stops.feed(decoder.flush())
-            tail += stops.flush()
-            if tail:
-                yield Piece(tail, None)
-        stats.done_reason = reason
-        stats.total_duration = time.perf_counter_ns() - t_start
-        yield Done(stats, generated)
+        state = GenerationState(list(ids), options, self.tokenizer, self.n_ctx, slot)
+        yield from self.start(state)
+        while not state.finished:
+            yield from self.step([state]).get(0, [])
 
 
 @contextlib.contextmanager

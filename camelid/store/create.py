@@ -53,6 +53,40 @@ def create(name: str, modelfile_text: str, base_dir: Path | None = None, store: 
     return target
 
 
+def create_from_request(name: str, body: dict, store: ModelStore | None = None,
+                        status: Status | None = None) -> ModelName:
+    """Ollama's /api/create: `from` (a model name) or `files` ({file name: digest} of blobs already pushed),
+    then `template`, `system`, `parameters`, `messages`, `license` on top."""
+    from camelid.store.modelfile import Modelfile, render, render_parameters
+
+    store = store or ModelStore()
+    if body.get("quantize"):
+        raise BadRequest("quantize is not supported yet")
+    source = body.get("from")
+    files = body.get("files") or {}
+    if files:
+        if not isinstance(files, dict):
+            raise BadRequest("files must map file names to sha256 digests")
+        gguf = [digest for file, digest in files.items() if str(file).endswith(".gguf")]
+        if len(gguf) != 1:
+            raise BadRequest("files must name exactly one .gguf file")
+        if not store.has_blob(gguf[0]):
+            raise UnknownModel(f"blob {gguf[0]} not found; push it to /api/blobs first")
+        source = str(store.blob_path(gguf[0]))
+    if not isinstance(source, str) or not source:
+        raise BadRequest("either from or files is required")
+    license_value = body.get("license")
+    licenses = [license_value] if isinstance(license_value, str) else list(license_value or [])
+    parameters = body.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise BadRequest("parameters must be an object")
+    messages = body.get("messages") or []
+    modelfile = Modelfile(from_=source, parameters=render_parameters(parameters), template=body.get("template"),
+                          system=body.get("system"), licenses=licenses,
+                          messages=[(str(m.get("role", "")), str(m.get("content", ""))) for m in messages])
+    return create(name, render(modelfile), store=store, status=status)
+
+
 def _base_parts(source: str, base_dir: Path, store: ModelStore, status: Status) -> Parts:
     path = (base_dir / Path(source).expanduser()) if not Path(source).expanduser().is_absolute() \
         else Path(source).expanduser()

@@ -67,3 +67,9 @@ def installed_files(entry: CatalogEntry) -> dict[str, Path] | None:
             return None
         found[file.name] = path
     return found
+
+
+def is_installed(entry: CatalogEntry) -> bool:
+    """Whether every file of a catalog model is available from installed packages (nothing assembled here)."""
+    return all(installed_file(entry, file) is not None or all(_member_path(m) for m in file.members)
+               for file in entry.files)
