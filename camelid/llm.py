@@ -119,6 +119,12 @@ class LLM:
         from camelid.tokenizer import render_chat
 
         check_messages(messages)
+        template = self.template if self.template is not None else self.chat_template
+        if tools and "tools" not in (template or "").lower():  # the template cannot show them: say it in words
+            from camelid.engine.tools import with_tools_prompt
+
+            messages = with_tools_prompt(messages, tools)
+            tools = None
         if self.template is not None:
             from camelid.tokenizer.gotemplate import render_ollama
 
@@ -126,8 +132,15 @@ class LLM:
         tok = self.tokenizer
         bos = tok.decode([tok.bos_id], skip_special=False) if tok.bos_id is not None else ""
         eos = tok.decode([tok.eos_id], skip_special=False) if tok.eos_id is not None else ""
-        return render_chat(self.gguf.get("tokenizer.chat_template"), messages,
+        return render_chat(self.chat_template, messages,
                            add_generation_prompt=add_generation_prompt, bos_token=bos, eos_token=eos, tools=tools)
+
+    @property
+    def chat_template(self) -> str | None:
+        """The GGUF's jinja chat template, else its architecture's usual one (None: ChatML)."""
+        from camelid.tokenizer.chat import default_template
+
+        return self.gguf.get("tokenizer.chat_template") or default_template(self.gguf.architecture)
 
     def chat_ids(self, messages: list[dict[str, Any]], tools: list[dict] | None = None) -> list[int]:
         """Token ids of a rendered conversation; one BOS even when the template writes it too."""

@@ -186,7 +186,7 @@ async def chat(scheduler: Scheduler, body: dict[str, Any]) -> AsyncIterator[dict
 def tool_style(llm: Any) -> str:
     from camelid.engine.tools import tool_format
 
-    return tool_format(llm.template or llm.gguf.get("tokenizer.chat_template"))
+    return tool_format(llm.template or llm.chat_template)
 
 
 def clean_message(message: Any) -> dict[str, Any]:

@@ -41,6 +41,28 @@ CHATML_TEMPLATE = (
 )
 
 
+# Architectures whose GGUFs often ship without a chat template get their family's format, as Ollama's library does
+# (llama.cpp would fall back to ChatML, which these models were not trained on).
+GEMMA_TEMPLATE = (
+    "{{ bos_token }}"
+    "{%- if messages[0]['role'] == 'system' -%}"
+    "{%- set prefix = messages[0]['content'] + '\n\n' -%}{%- set turns = messages[1:] -%}"
+    "{%- else -%}{%- set prefix = '' -%}{%- set turns = messages -%}{%- endif -%}"
+    "{%- for message in turns -%}"
+    "{%- set role = 'model' if message['role'] == 'assistant' else message['role'] -%}"
+    "{{ '<start_of_turn>' + role + '\n' + (prefix if loop.first else '') + message['content'] | trim "
+    "+ '<end_of_turn>\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}"
+)
+DEFAULT_TEMPLATES = {"gemma3": GEMMA_TEMPLATE, "gemma2": GEMMA_TEMPLATE, "gemma": GEMMA_TEMPLATE}
+
+
+def default_template(architecture: str) -> str | None:
+    """The chat template to use when a GGUF has none (None: ChatML)."""
+    return DEFAULT_TEMPLATES.get(architecture)
+
+
 class TemplateRaised(jinja2.exceptions.TemplateError):
     """`raise_exception(...)` called by the template itself."""
 
