@@ -163,28 +163,57 @@ class Runner:
                 self.waiting.remove(job)
 
     def _admit(self) -> None:
-        """Start waiting sequences in free slots: the slot whose cache shares the longest prefix (a conversation's
-        next turn lands where its last one left its keys and values)."""
-        while True:
-            free = self.free_slots()
+        """Start waiting sequences in free slots — the slot whose cache shares the longest prefix, so that a
+        conversation's next turn lands where its last one left its keys and values — all prefilled together."""
+        jobs: list[_Job] = []
+        free = self.free_slots()
+        with self._wake:
+            while free and self.waiting:
+                job = self.waiting.popleft()
+                slot = max(free, key=lambda s: common_prefix(self.engine.slot_tokens[s], job.state.ids))
+                free.remove(slot)
+                job.state.slot = slot
+                jobs.append(job)
+        if not jobs:
+            return
+        started = time.perf_counter()
+        try:
+            with self.llm._lock:
+                events = self.engine.start_many([job.state for job in jobs])
+        except Exception as err:  # noqa: BLE001  (a bad request or an engine failure fails those requests only)
+            if len(jobs) > 1:  # find the culprit: start them one by one
+                with self._wake:
+                    self.waiting.extendleft(reversed(jobs))
+                self._admit_one_by_one(len(jobs))
+                return
+            log.warning("request failed: %s", err)
+            jobs[0].deliver([_failure(jobs[0].state, err)])
+            return
+        self.prefill_seconds += time.perf_counter() - started
+        for i, job in enumerate(jobs):
+            self.prompt_tokens += len(job.state.ids)
+            self._deliver(job, events[i])
+            if not job.state.finished:
+                self.active.append(job)
+
+    def _admit_one_by_one(self, count: int) -> None:
+        for _ in range(count):
             with self._wake:
-                if not free or not self.waiting:
+                if not self.waiting:
                     return
                 job = self.waiting.popleft()
-            state = job.state
-            state.slot = max(free, key=lambda s: common_prefix(self.engine.slot_tokens[s], state.ids))
-            started = time.perf_counter()
+            free = self.free_slots()
+            job.state.slot = max(free, key=lambda s: common_prefix(self.engine.slot_tokens[s], job.state.ids))
             try:
                 with self.llm._lock:
-                    events = self.engine.start(state)
-            except Exception as err:  # noqa: BLE001  (a bad request or an engine failure fails that request only)
+                    events = self.engine.start(job.state)
+            except Exception as err:  # noqa: BLE001  (that request only)
                 log.warning("request failed: %s", err)
-                job.deliver([_failure(state, err)])
+                job.deliver([_failure(job.state, err)])
                 continue
-            self.prompt_tokens += len(state.ids)
-            self.prefill_seconds += time.perf_counter() - started
+            self.prompt_tokens += len(job.state.ids)
             self._deliver(job, events)
-            if not state.finished:
+            if not job.state.finished:
                 self.active.append(job)
 
     def _step(self) -> None:

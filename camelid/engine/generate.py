@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from camelid.engine.kv_cache import PADDING_POSITION
 from camelid.engine.options import Options
 from camelid.engine.sequence import Done, GenerationState, Piece, Stats, TokenizerLike
 from camelid.errors import BadRequest
@@ -91,6 +92,47 @@ class Engine:
         logits = self.prefill(state.slot, state.ids, state.options.num_batch)
         state.prefilled()
         return state.advance(logits)
+
+    def start_many(self, states: list[GenerationState]) -> dict[int, list[Piece | Done]]:
+        """Prefill several new sequences in ONE batched forward (each in its own slot, shorter prompts padded),
+        then sample each one's first token. Prompts longer than a batch are prefilled one by one in chunks."""
+        long = [i for i, s in enumerate(states) if len(s.ids) - self._reusable(s) > s.options.num_batch]
+        events = {i: self.start(states[i]) for i in long}
+        batch = [i for i in range(len(states)) if i not in events]
+        if len(batch) == 1:
+            events[batch[0]] = self.start(states[batch[0]])
+        elif batch:
+            for i, logits in zip(batch, self._prefill_together([states[i] for i in batch])):
+                states[i].prefilled()
+                events[i] = states[i].advance(logits)
+        return events
+
+    def _reusable(self, state: GenerationState) -> int:
+        """Prompt tokens the slot's cache already holds (at least the last one is always run again)."""
+        if len(state.ids) > self.n_ctx:
+            raise BadRequest(f"the prompt is {len(state.ids)} tokens, longer than the context window "
+                             f"(num_ctx={self.n_ctx}); shorten it or raise num_ctx")
+        if not state.ids:
+            raise BadRequest("the prompt is empty")
+        return min(common_prefix(self.slot_tokens[state.slot], state.ids), len(state.ids) - 1)
+
+    def _prefill_together(self, states: list[GenerationState]) -> list[torch.Tensor]:
+        starts = [self._reusable(s) for s in states]
+        width = max(len(s.ids) - start for s, start in zip(states, starts))
+        tokens = torch.zeros(len(states), width, dtype=torch.long)
+        positions = torch.full((len(states), width), PADDING_POSITION, dtype=torch.long)
+        for row, (state, start) in enumerate(zip(states, starts)):
+            rest = state.ids[start:]
+            tokens[row, :len(rest)] = torch.tensor(rest)
+            positions[row, :len(rest)] = torch.arange(start, len(state.ids))
+        slots = torch.tensor([s.slot for s in states], dtype=torch.long)
+        with torch.inference_mode(), paused_gc():
+            logits = self.model(tokens, positions, self._cache(), slots, all_logits=False)  # [B, 1, vocab]
+        for state, start in zip(states, starts):
+            held = self.slot_tokens[state.slot]
+            del held[start:]
+            held.extend(state.ids[start:])
+        return [logits[row, -1] for row in range(len(states))]
 
     def step(self, states: list[GenerationState]) -> dict[int, list[Piece | Done]]:
         """One decode step for every unfinished sequence, in ONE batched forward pass: each feeds its last token

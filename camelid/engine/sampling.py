@@ -116,8 +116,14 @@ def sample(logits: torch.Tensor, params: SamplingParams, history: Sequence[int],
                              params.presence_penalty, params.frequency_penalty)
     if params.temperature <= 0.0:
         return greedy(logits)
-    logits = top_k(logits, params.top_k)
-    logits = typical_p(logits, params.typical_p)
-    logits = top_p(logits, params.top_p)
-    logits = min_p(logits, params.min_p)
-    return draw(logits, params.temperature, generator)
+    # The filters after top_k only ever see its survivors (as llama.cpp's candidate array shrinks): work on those
+    # k values instead of masking the whole vocabulary — the same distribution, ~20x less work per token.
+    if 0 < params.top_k < logits.numel():
+        values, ids = torch.topk(logits, params.top_k)
+    else:
+        values, ids = logits, None
+    values = typical_p(values, params.typical_p)
+    values = top_p(values, params.top_p)
+    values = min_p(values, params.min_p)
+    chosen = draw(values, params.temperature, generator)
+    return int(ids[chosen]) if ids is not None else chosen
