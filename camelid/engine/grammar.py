@@ -60,6 +60,36 @@ def grammar_for(format: str | dict[str, Any] | None) -> str | None:
     return grammar
 
 
+def tool_call_grammar(tools: list[dict[str, Any]], name: str | None = None) -> str:
+    """A grammar that forces one Hermes-style call of an offered tool (OpenAI's ``tool_choice`` "required", or a
+    named function): ``<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>`` with the arguments
+    following that tool's parameter schema. `camelid.engine.tools.parse_tool_calls` reads it back."""
+    choices = []
+    for tool in tools:
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise GrammarError("each tool needs a function with a name")
+        if name is not None and function["name"] != name:
+            continue
+        parameters = function.get("parameters") or {"type": "object"}
+        choices.append({"type": "object", "additionalProperties": False, "required": ["name", "arguments"],
+                        "properties": {"name": {"const": function["name"]}, "arguments": parameters}})
+    if not choices:
+        raise GrammarError(f"tool_choice names {name!r}, which is not among the tools")
+    schema = {"anyOf": choices, "x-guidance": {**_JSON_DEFAULTS, **_JSON_OVERRIDES}}
+    import json
+
+    lark = 'start: "<tool_call>\\n" call "\\n</tool_call>"\ncall: %json ' + json.dumps(schema)
+    try:
+        grammar = llguidance.grammar_from("lark", lark)
+    except ValueError as err:
+        raise GrammarError(f"the tools' parameter schemas are not usable: {_one_line(str(err))}") from None
+    is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar)
+    if is_error:
+        raise GrammarError(f"the tools' parameter schemas are not usable: {_one_line(messages[0] if messages else '?')}")
+    return grammar
+
+
 # -- the llguidance tokenizer of a camelid Tokenizer ------------------------------------------------------------
 
 _CACHE: weakref.WeakKeyDictionary[Tokenizer, llguidance.LLTokenizer] = weakref.WeakKeyDictionary()

@@ -85,11 +85,17 @@ class Submission:
 
 
 def constraint_for(body: dict[str, Any], tokenizer: Any) -> Any:
-    fmt = body.get("format")
-    if fmt in (None, ""):
+    """A grammar for `format` (json or a schema), or for a forced tool call (`tool_choice`: "required" or
+    {"type": "function", "function": {"name": ...}}, which the OpenAI translation passes on)."""
+    fmt, choice, tools = body.get("format"), body.get("tool_choice"), body.get("tools")
+    forced = tools and (choice == "required" or isinstance(choice, dict))
+    if fmt in (None, "") and not forced:
         return None
-    from camelid.engine.grammar import Constraint, grammar_for
+    from camelid.engine.grammar import Constraint, grammar_for, tool_call_grammar
 
+    if forced:
+        name = ((choice.get("function") or {}).get("name") if isinstance(choice, dict) else None)
+        return Constraint(tokenizer, tool_call_grammar(tools, name))
     grammar = grammar_for(fmt)
     return Constraint(tokenizer, grammar) if grammar else None
 

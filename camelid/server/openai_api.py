@@ -162,7 +162,8 @@ async def chat_completions(request: Request) -> Response:
     body = await read_json(request)
     native = {"model": handlers.model_name(body), "messages": native_messages(body.get("messages")),
               "options": native_options(body), "format": native_format(body.get("response_format")),
-              "tools": body.get("tools") or None, "stream": True,
+              "tools": (body.get("tools") or None) if body.get("tool_choice") != "none" else None, "stream": True,
+              "tool_choice": None if body.get("tool_choice") in (None, "auto") else body.get("tool_choice"),
               "logprobs": bool(body.get("logprobs")), "top_logprobs": body.get("top_logprobs") or 0}
     if body.get("n", 1) not in (None, 1):
         raise BadRequest("only n = 1 is supported")
