@@ -118,7 +118,7 @@ class Repl:
         elif what == "system":
             self.say(self.system or "No system message was specified for this model.")
         elif what == "template":
-            self.say(self.llm.gguf.get("tokenizer.chat_template") or "No template was specified for this model.")
+            self.say(self.llm.template or self.llm.chat_template or "No template was specified for this model.")
         else:
             self.say(f"Unknown /show argument '{what}'. Try info, parameters, system or template.")
 

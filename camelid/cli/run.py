@@ -26,6 +26,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--num-predict", type=int)
     p.add_argument("--num-ctx", type=int)
     p.add_argument("-t", "--threads", type=int, dest="num_thread")
+    p.add_argument("--local", action="store_true", help="run in this process even when a server answers at "
+                                                          "CAMELID_HOST")
     p.set_defaults(handler=run_command)
 
 
@@ -76,9 +78,12 @@ def run_command(args: argparse.Namespace) -> int:
         prompt = piped + ("\n\n" + prompt if prompt else "")
     options = options_from(args)
     from camelid.cli.progress import PullProgress
+    from camelid.cli.remote import RemoteLLM, server_url
 
+    url = None if args.local else server_url()
     with PullProgress() as progress:
-        llm = camelid.load(model_name, report=progress, **options)
+        llm: Any = (RemoteLLM(url, model_name, report=progress) if url
+                    else camelid.load(model_name, report=progress, **options))
     if not prompt:
         if sys.stdin is None or not sys.stdin.isatty():
             return 0
@@ -88,7 +93,7 @@ def run_command(args: argparse.Namespace) -> int:
         return 0
     messages = ([{"role": "system", "content": args.system}] if args.system else [])
     messages.append({"role": "user", "content": prompt})
-    answer = llm.chat(messages)
+    answer = llm.chat(messages, **(options if url else {}))
     stream(answer)
     print()
     if args.verbose and answer.stats:
