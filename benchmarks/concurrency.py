@@ -107,7 +107,8 @@ def run_camelid(args: argparse.Namespace) -> dict[str, float]:
 def run_peer(args: argparse.Namespace, path: str) -> None:
     port = free_port()
     command = [args.peer_python, "-m", "llama_cpp.server", "--model", path, "--n_threads", str(args.threads),
-               "--n_threads_batch", str(args.threads), "--n_ctx", "2048", "--host", "127.0.0.1", "--port", str(port)]
+               "--n_threads_batch", str(args.threads), "--n_ctx", "2048", "--host", "127.0.0.1", "--port", str(port),
+               "--interrupt_requests", "False"]  # its default cancels a stream when the next request arrives
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:

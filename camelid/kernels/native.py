@@ -213,7 +213,7 @@ def attention(q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, slots: 
         k_new, v_new = k_new.to(torch.float32).contiguous(), v_new.to(torch.float32).contiguous()
     lib.camelid_attention_f16(_ptr_of(q), _ptr_of(keys), _ptr_of(values), _ptr_of(slots), _ptr_of(positions),
                               batch, n_tokens, n_head, n_kv_heads, head_dim_k, head_dim_v, n_ctx, n_keys,
-                              window or 0, scale, int(batch * n_tokens > 1), _ptr_of(out),
+                              window or 0, scale, int(n_tokens > 1), _ptr_of(out),
                               _ptr_of(k_new) if k_new is not None else None,
                               _ptr_of(v_new) if v_new is not None else None)
     return out

@@ -62,7 +62,7 @@ int camelid_block_forward(const camelid_block *b, float *x, int64_t B, int64_t T
     camelid_rmsnorm(x, b->attn_norm, h, n, E, b->eps);
     const int64_t qkv_outs[3] = {qw, kw, vw};
     if (camelid_matmul(h, n, E, 3, b->weights, b->types, qkv_outs, qkv, total, mm)) return -1;
-    #pragma omp parallel for schedule(static) if (n > 7)
+    #pragma omp parallel for schedule(static) if (n > 63)
     for (int64_t t = 0; t < n; ++t) {
         memcpy(q + t * qw, qkv + t * total, sizeof(float) * (size_t) qw);
         memcpy(k + t * kw, qkv + t * total + qw, sizeof(float) * (size_t) kw);
@@ -77,19 +77,21 @@ int camelid_block_forward(const camelid_block *b, float *x, int64_t B, int64_t T
         for (int64_t i = 0; i < n * qw; ++i) q[i] *= scale;
         scale = 1.0f;
     }
+    /* one query per sequence (a decode step, however many sequences) takes the one-token order: a sequence's
+     * decode results then do not depend on what else is in the batch */
     camelid_attention_f16(q, b->k_cache, b->v_cache, slots, positions, B, T, H, Hkv, Dk, Dv, b->n_ctx, n_keys,
-                          b->window, scale, n > 1, attn, k, v);
+                          b->window, scale, T > 1, attn, k, v);
     const int64_t e_out[1] = {E};
     if (camelid_matmul(attn, n, H * Dv, 1, &b->weights[3], &b->types[3], e_out, o, E, mm)) return -1;
     if (b->post_attn_norm) camelid_rmsnorm(o, b->post_attn_norm, o, n, E, b->eps);
-    #pragma omp parallel for schedule(static) if (n > 7)
+    #pragma omp parallel for schedule(static) if (n > 63)
     for (int64_t i = 0; i < n * E; ++i) x[i] = x[i] + o[i];
 
     camelid_rmsnorm(x, b->ffn_norm, h, n, E, b->eps);
     const int64_t ff_outs[2] = {F, F};
     if (camelid_matmul(h, n, E, 2, &b->weights[4], &b->types[4], ff_outs, gu, 2 * F, mm)) return -1;
     float *gate = g, *up = g + n * F; /* the two halves of gu side by side, then the activation back into gu */
-    #pragma omp parallel for schedule(static) if (n > 7)
+    #pragma omp parallel for schedule(static) if (n > 63)
     for (int64_t t = 0; t < n; ++t) {
         memcpy(gate + t * F, gu + t * 2 * F, sizeof(float) * (size_t) F);
         memcpy(up + t * F, gu + t * 2 * F + F, sizeof(float) * (size_t) F);
@@ -99,7 +101,7 @@ int camelid_block_forward(const camelid_block *b, float *x, int64_t B, int64_t T
     else camelid_swiglu(gate, up, act, n, F);
     if (camelid_matmul(act, n, F, 1, &b->weights[6], &b->types[6], e_out, o, E, mm)) return -1;
     if (b->post_ffw_norm) camelid_rmsnorm(o, b->post_ffw_norm, o, n, E, b->eps);
-    #pragma omp parallel for schedule(static) if (n > 7)
+    #pragma omp parallel for schedule(static) if (n > 63)
     for (int64_t i = 0; i < n * E; ++i) x[i] = x[i] + o[i];
     return 0;
 }

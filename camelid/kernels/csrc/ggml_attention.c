@@ -34,7 +34,7 @@ static inline __m256 ggml_expf_8(__m256 x);
 
 /* y = silu(g) * u over rows of n (ggml_vec_swiglu_f32): chunks of 16 through ggml_v_silu, the tail through expf */
 void camelid_swiglu(const float *g, const float *u, float *y, int64_t rows, int64_t n) {
-    #pragma omp parallel for schedule(static) if (rows > 1)
+    #pragma omp parallel for schedule(static) if (rows * n > 65536)
     for (int64_t r = 0; r < rows; ++r) {
         const float *gr = g + r * n, *ur = u + r * n;
         float *yr = y + r * n;

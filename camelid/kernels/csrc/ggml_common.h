@@ -15,6 +15,8 @@
  * once when the activations are quantized, instead of in every dot product that reads them) */
 typedef struct { float d; int8_t qs[32]; } block_q8_0;    /* 36 bytes; d = fp16(amax / 127) */
 typedef struct { float d, s; int8_t qs[32]; } block_q8_1; /* 40 bytes; s = fp16(d * sum q) */
+typedef struct { float d[4], s[4]; int8_t qs[4][32]; } block_q8_1x4; /* one block of 4 activation rows, packed */
+typedef struct { float d[4]; int8_t qs[4][32]; } block_q8_0x4;        /* the same for Q8_0 rows */
 
 static inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
 static inline uint16_t float_to_half(float f) { return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }

@@ -147,10 +147,73 @@ TARGET static float dot_q4_1_q8_1##SUFFIX(int64_t n_blocks, const block_q4_1 *x,
     }                                                                                                             \
     return hsum_float_8(acc) + mins;                                                                              \
 }
+/* The same four dot products with the four activation rows packed block by block (block_q8_1x4: the four d, the
+ * four s, then the four rows' values): the per-token scalar steps become one 4-lane multiply each — d_w * d_a and
+ * m_w * s_a are still one rounded product per token, added in block order — so the results are unchanged. */
+#define DEFINE_DOT_X4P(SUFFIX, TARGET, LANES)                                                                     \
+TARGET static void dot_x4p_q4_1##SUFFIX(int64_t n_blocks, const block_q4_1 *x, const block_q8_1x4 *y,            \
+                                        float *out, int64_t out_stride) {                                         \
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;                                     \
+    __m128 mins = _mm_setzero_ps();                                                                               \
+    for (int64_t b = 0; b < n_blocks; ++b) {                                                                      \
+        const __m128 dw = _mm_set1_ps(half_to_float(x[b].d)), mw = _mm_set1_ps(half_to_float(x[b].m));            \
+        mins = _mm_add_ps(mins, _mm_mul_ps(mw, _mm_loadu_ps(y[b].s)));                                            \
+        const __m128 scales = _mm_mul_ps(dw, _mm_loadu_ps(y[b].d));                                               \
+        const __m256 s4 = _mm256_castps128_ps256(scales);                                                         \
+        const __m256i qw = nibbles_32(x[b].qs);                                                                   \
+        acc0 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s4, _mm256_set1_epi32(0)),                               \
+                               LANES(qw, _mm256_loadu_si256((const __m256i *) y[b].qs[0])), acc0);                \
+        acc1 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s4, _mm256_set1_epi32(1)),                               \
+                               LANES(qw, _mm256_loadu_si256((const __m256i *) y[b].qs[1])), acc1);                \
+        acc2 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s4, _mm256_set1_epi32(2)),                               \
+                               LANES(qw, _mm256_loadu_si256((const __m256i *) y[b].qs[2])), acc2);                \
+        acc3 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s4, _mm256_set1_epi32(3)),                               \
+                               LANES(qw, _mm256_loadu_si256((const __m256i *) y[b].qs[3])), acc3);                \
+    }                                                                                                             \
+    float m[4];                                                                                                   \
+    _mm_storeu_ps(m, mins);                                                                                       \
+    out[0] = hsum_float_8(acc0) + m[0];                                                                           \
+    out[out_stride] = hsum_float_8(acc1) + m[1];                                                                  \
+    out[2 * out_stride] = hsum_float_8(acc2) + m[2];                                                              \
+    out[3 * out_stride] = hsum_float_8(acc3) + m[3];                                                              \
+}
+
+/* Q4_0/Q5_0/Q8_0 against four packed Q8_0 rows (block_q8_0x4): the four scales d_w * d_a in one 4-lane multiply,
+ * each still one rounded product; the rest as dot_x4_q0. */
+#define DEFINE_DOT_X4P_Q0(SUFFIX, TARGET, LANES)                                                                  \
+TARGET static void dot_x4p_q0##SUFFIX(int64_t n_blocks, const uint8_t *x, int64_t block_bytes, int type,         \
+                                      const block_q8_0x4 *y, float *out, int64_t out_stride) {                     \
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;                                     \
+    for (int64_t b = 0; b < n_blocks; ++b, x += block_bytes) {                                                    \
+        uint16_t d;                                                                                               \
+        memcpy(&d, x, 2);                                                                                         \
+        const __m128 scales = _mm_mul_ps(_mm_set1_ps(half_to_float(d)), _mm_loadu_ps(y[b].d));                    \
+        const __m256 s4 = _mm256_castps128_ps256(scales);                                                         \
+        const __m256i qw = signed_values(x, type);                                                                \
+        const __m256i uw = _mm256_sign_epi8(qw, qw);                                                              \
+        acc0 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s4, _mm256_set1_epi32(0)), LANES(uw, _mm256_sign_epi8(   \
+                               _mm256_loadu_si256((const __m256i *) y[b].qs[0]), qw)), acc0);                      \
+        acc1 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s4, _mm256_set1_epi32(1)), LANES(uw, _mm256_sign_epi8(   \
+                               _mm256_loadu_si256((const __m256i *) y[b].qs[1]), qw)), acc1);                      \
+        acc2 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s4, _mm256_set1_epi32(2)), LANES(uw, _mm256_sign_epi8(   \
+                               _mm256_loadu_si256((const __m256i *) y[b].qs[2]), qw)), acc2);                      \
+        acc3 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s4, _mm256_set1_epi32(3)), LANES(uw, _mm256_sign_epi8(   \
+                               _mm256_loadu_si256((const __m256i *) y[b].qs[3]), qw)), acc3);                      \
+    }                                                                                                             \
+    out[0] = hsum_float_8(acc0);                                                                                  \
+    out[out_stride] = hsum_float_8(acc1);                                                                         \
+    out[2 * out_stride] = hsum_float_8(acc2);                                                                     \
+    out[3 * out_stride] = hsum_float_8(acc3);                                                                     \
+}
+
 DEFINE_DOT_Q4_1(, , lanes_u4_s8)
 DEFINE_DOT_Q4_1(_vnni, __attribute__((target("avx512vnni,avx512vl"))), lanes_vnni)
 DEFINE_DOT_X4(, , lanes_u4_s8)
 DEFINE_DOT_X4(_vnni, __attribute__((target("avx512vnni,avx512vl"))), lanes_vnni)
+DEFINE_DOT_X4P(, , lanes_u4_s8)
+DEFINE_DOT_X4P(_vnni, __attribute__((target("avx512vnni,avx512vl"))), lanes_vnni)
+DEFINE_DOT_X4P_Q0(, , lanes_u4_s8)
+DEFINE_DOT_X4P_Q0(_vnni, __attribute__((target("avx512vnni,avx512vl"))), lanes_vnni)
 
 static int vnni(void) {
     static int has = -1;
@@ -164,6 +227,45 @@ static int vnni(void) {
 #define dot_q4_1_q8_1(...) (vnni() ? dot_q4_1_q8_1_vnni(__VA_ARGS__) : dot_q4_1_q8_1(__VA_ARGS__))
 #define dot_x4_q4_1(...) (vnni() ? dot_x4_q4_1_vnni(__VA_ARGS__) : dot_x4_q4_1(__VA_ARGS__))
 #define dot_x4_q0(...) (vnni() ? dot_x4_q0_vnni(__VA_ARGS__) : dot_x4_q0(__VA_ARGS__))
+
+#define dot_x4p_q4_1(...) (vnni() ? dot_x4p_q4_1_vnni(__VA_ARGS__) : dot_x4p_q4_1(__VA_ARGS__))
+
+#define dot_x4p_q0(...) (vnni() ? dot_x4p_q0_vnni(__VA_ARGS__) : dot_x4p_q0(__VA_ARGS__))
+
+/* types 2 (Q4_0, 18-byte blocks), 6 (Q5_0, 22) and 8 (Q8_0, 34) against four packed Q8_0 rows */
+void camelid_dot_x4p_q0(const uint8_t *w, int type, const uint8_t *packed, int64_t n_in, float *out,
+                        int64_t out_stride) {
+    const int64_t block_bytes = type == 2 ? 18 : type == 6 ? 22 : 34;
+    dot_x4p_q0(n_in / 32, w, block_bytes, type, (const block_q8_0x4 *) packed, out, out_stride);
+}
+
+/* `rows` (1..4) Q8_0 activation rows packed for camelid_dot_x4p_q0; missing rows repeat the last one */
+void camelid_pack_q8_0x4(const uint8_t *a, int64_t a_stride, int64_t rows, int64_t n_in, uint8_t *packed) {
+    block_q8_0x4 *out = (block_q8_0x4 *) packed;
+    for (int64_t b = 0; b < n_in / 32; ++b)
+        for (int j = 0; j < 4; ++j) {
+            const block_q8_0 *y = (const block_q8_0 *) (a + (j < rows ? j : rows - 1) * a_stride) + b;
+            out[b].d[j] = y->d;
+            memcpy(out[b].qs[j], y->qs, 32);
+        }
+}
+
+void camelid_dot_x4p_q4_1(const uint8_t *w, const uint8_t *packed, int64_t n_in, float *out, int64_t out_stride) {
+    dot_x4p_q4_1(n_in / 32, (const block_q4_1 *) w, (const block_q8_1x4 *) packed, out, out_stride);
+}
+
+/* `rows` (1..4) Q8_1 activation rows (a_stride apart) packed block by block for camelid_dot_x4p_q4_1; missing
+ * rows repeat the last one (their results are not used) */
+void camelid_pack_q8_1x4(const uint8_t *a, int64_t a_stride, int64_t rows, int64_t n_in, uint8_t *packed) {
+    block_q8_1x4 *out = (block_q8_1x4 *) packed;
+    for (int64_t b = 0; b < n_in / 32; ++b)
+        for (int j = 0; j < 4; ++j) {
+            const block_q8_1 *y = (const block_q8_1 *) (a + (j < rows ? j : rows - 1) * a_stride) + b;
+            out[b].d[j] = y->d;
+            out[b].s[j] = y->s;
+            memcpy(out[b].qs[j], y->qs, 32);
+        }
+}
 
 void camelid_dot_x4_q4_1(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
                          int64_t out_stride, int64_t n_tokens) {

@@ -9,7 +9,7 @@
 
 /* x, out [rows, n]; weight [n] or NULL */
 void camelid_rmsnorm(const float *x, const float *weight, float *out, int64_t rows, int64_t n, float eps) {
-    #pragma omp parallel for schedule(static) if (rows > 7)
+    #pragma omp parallel for schedule(static) if (rows > 63)
     for (int64_t r = 0; r < rows; ++r) {
         const float *xr = x + r * n;
         float *yr = out + r * n;
@@ -26,7 +26,7 @@ void camelid_rmsnorm(const float *x, const float *weight, float *out, int64_t ro
 void camelid_rope_apply(float *x, const float *cos_table, const float *sin_table, int64_t rows, int64_t heads,
                         int64_t head_dim, int64_t n_rot, int neox) {
     const int64_t half = n_rot / 2;
-    #pragma omp parallel for schedule(static) if (rows > 7)
+    #pragma omp parallel for schedule(static) if (rows > 63)
     for (int64_t r = 0; r < rows; ++r) {
         const float *c = cos_table + r * half, *s = sin_table + r * half;
         for (int64_t h = 0; h < heads; ++h) {

@@ -29,6 +29,10 @@ void camelid_dot_x4_q5_0(const uint8_t *, const uint8_t *, int64_t, int64_t, flo
 void camelid_dot_x4_q8_0(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
 void camelid_dot_x4_q4_K(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
 void camelid_dot_x4_q6_K(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
+void camelid_dot_x4p_q4_1(const uint8_t *, const uint8_t *, int64_t, float *, int64_t);
+void camelid_pack_q8_1x4(const uint8_t *, int64_t, int64_t, int64_t, uint8_t *);
+void camelid_dot_x4p_q0(const uint8_t *, int, const uint8_t *, int64_t, float *, int64_t);
+void camelid_pack_q8_0x4(const uint8_t *, int64_t, int64_t, int64_t, uint8_t *);
 void camelid_quantize_q8_0(const float *x, void *y, int64_t n);
 void camelid_quantize_q8_1(const float *x, void *y, int64_t n);
 void camelid_quantize_q8_K(const float *x, void *y, int64_t n);
@@ -65,11 +69,12 @@ static int64_t act_row_bytes(int act, int64_t n_in) {
     return act == ACT_Q8_K ? n_in / 256 * 292 : n_in / 32 * (act == ACT_Q8_1 ? 40 : 36);
 }
 
-/* bytes of scratch camelid_matmul needs for n_tokens rows of n_in values */
+/* bytes of scratch camelid_matmul needs for n_tokens rows of n_in values (the activations in each format, and
+ * the Q8_1 and Q8_0 rows once more, packed by groups of 4) */
 int64_t camelid_matmul_scratch(int64_t n_tokens, int64_t n_in) {
     int64_t total = 0;
     for (int act = 0; act < ACT_KINDS; ++act) total += n_tokens * act_row_bytes(act, n_in);
-    return total;
+    return total + (n_tokens + 3) * (act_row_bytes(ACT_Q8_1, n_in) + act_row_bytes(ACT_Q8_0, n_in));
 }
 
 /* out[t, offset_m + o] = x[t] . W_m[o] for each of `count` matrices (weights[m], types[m], n_outs[m]); out has row
@@ -92,12 +97,27 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
         acts[act] = cursor;
         cursor += n_tokens * act_row_bytes(act, n_in);
         if (!needed[act]) continue;
-        #pragma omp parallel for schedule(static) if (n_tokens > 1)
+        #pragma omp parallel for schedule(static) if (n_tokens * n_in > 32768)
         for (int64_t t = 0; t < n_tokens; ++t) {
             void *row = acts[act] + t * act_row_bytes(act, n_in);
             if (act == ACT_Q8_0) camelid_quantize_q8_0(x + t * n_in, row, n_in);
             else if (act == ACT_Q8_1) camelid_quantize_q8_1(x + t * n_in, row, n_in);
             else camelid_quantize_q8_K(x + t * n_in, row, n_in);
+        }
+    }
+    /* Q8_1 and Q8_0 rows again by groups of 4, for the packed batch kernels */
+    const int64_t q81_bytes = act_row_bytes(ACT_Q8_1, n_in), q80_bytes = act_row_bytes(ACT_Q8_0, n_in);
+    uint8_t *packed = cursor, *packed0 = cursor + (n_tokens + 3) * q81_bytes;
+    if ((needed[ACT_Q8_1] || needed[ACT_Q8_0]) && n_tokens >= 2) { /* a last group of 2-3 rows is padded */
+        #pragma omp parallel for schedule(static) if (n_tokens * n_in > 32768)
+        for (int64_t g = 0; g < (n_tokens + 3) / 4; ++g) {
+            const int64_t rows = n_tokens - 4 * g < 4 ? n_tokens - 4 * g : 4;
+            if (needed[ACT_Q8_1])
+                camelid_pack_q8_1x4(acts[ACT_Q8_1] + 4 * g * q81_bytes, q81_bytes, rows, n_in,
+                                    packed + 4 * g * q81_bytes);
+            if (needed[ACT_Q8_0])
+                camelid_pack_q8_0x4(acts[ACT_Q8_0] + 4 * g * q80_bytes, q80_bytes, rows, n_in,
+                                    packed0 + 4 * g * q80_bytes);
         }
     }
     /* blocks of ROWS weight rows (of one matrix) x TOKENS activation rows stay in the L1 cache while they meet */
@@ -123,6 +143,20 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
                 const uint8_t *w = (const uint8_t *) weights[m] + o * row_bytes;
                 float *column = out + offset + o;
                 int64_t t = t0;
+                const int q41 = f->type == 3, q0 = f->type == 2 || f->type == 6 || f->type == 8;
+                if (q41 || q0) { /* the packed groups of 4 (t0 is a multiple of 4); a last group of 2-3, padded */
+                    for (; t + 2 <= t_end; t += 4) {
+                        float four[4];
+                        const int64_t rows = t_end - t < 4 ? t_end - t : 4;
+                        float *dst = rows == 4 ? column + t * out_stride : four;
+                        const int64_t stride_out = rows == 4 ? out_stride : 1;
+                        if (q41) camelid_dot_x4p_q4_1(w, packed + t * q81_bytes, n_in, dst, stride_out);
+                        else camelid_dot_x4p_q0(w, f->type, packed0 + t * q80_bytes, n_in, dst, stride_out);
+                        if (rows < 4)
+                            for (int64_t j = 0; j < rows; ++j) column[(t + j) * out_stride] = four[j];
+                        if (rows < 4) { t += rows; break; }
+                    }
+                }
                 if (f->dot_x4)
                     for (; t + 4 <= t_end; t += 4)
                         f->dot_x4(w, acts[f->act] + t * stride, stride, n_in, column + t * out_stride, out_stride, n_tokens);
