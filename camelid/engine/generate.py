@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -11,6 +12,7 @@ import torch
 
 from camelid.engine.kv_cache import PADDING_POSITION
 from camelid.engine.options import Options
+from camelid.engine.sampling import batched_top_k
 from camelid.engine.sequence import Done, GenerationState, Piece, Stats, TokenizerLike
 from camelid.errors import BadRequest
 
@@ -145,13 +147,16 @@ class Engine:
         slots = torch.tensor([states[i].slot for i in active], dtype=torch.long)
         with torch.inference_mode(), paused_gc():
             logits = self.model(tokens, positions, self._cache(), slots, all_logits=False)  # [B, 1, vocab]
+        rows = logits[:, -1]  # [B, vocab]
+        tops = batched_top_k(rows, [states[i].params if states[i].constraint is None else
+                                    dataclasses.replace(states[i].params, temperature=0.0) for i in active])
         events = {}
         for row, i in enumerate(active):
             state = states[i]
             held = self.slot_tokens[state.slot]
             del held[state.position:]
             held.append(state.last_token)
-            events[i] = state.advance(logits[row, -1])
+            events[i] = state.advance(rows[row], tops[row])
         return events
 
     def generate(self, ids: Sequence[int], options: Options, slot: int = 0) -> Iterator[Piece | Done]:

@@ -110,15 +110,41 @@ def recent_window(history: Sequence[int], repeat_last_n: int) -> Sequence[int]:
     return history if repeat_last_n < 0 else history[-repeat_last_n:]
 
 
-def sample(logits: torch.Tensor, params: SamplingParams, history: Sequence[int], generator: torch.Generator) -> int:
-    """Pick the next token for one sequence. Temperature <= 0 is greedy (after penalties)."""
+def uses_penalties(params: SamplingParams) -> bool:
+    return not (params.repeat_penalty == 1.0 and params.presence_penalty == 0.0 and params.frequency_penalty == 0.0
+                or params.repeat_last_n == 0)
+
+
+def batched_top_k(rows: torch.Tensor, params: list[SamplingParams]) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
+    """top_k of several sequences' logits [B, vocab] in one call where it is what `sample` would compute first
+    (temperature > 0, no penalties, the same k): the (values, ids) each sequence's `sample` can start from."""
+    found: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(params)
+    by_k: dict[int, list[int]] = {}
+    for i, p in enumerate(params):
+        if p.temperature > 0.0 and 0 < p.top_k < rows.shape[-1] and not uses_penalties(p):
+            by_k.setdefault(p.top_k, []).append(i)
+    for k, members in by_k.items():
+        if len(members) < 2:
+            continue
+        values, ids = torch.topk(rows[members], k)
+        for row, i in enumerate(members):
+            found[i] = (values[row], ids[row])
+    return found
+
+
+def sample(logits: torch.Tensor, params: SamplingParams, history: Sequence[int], generator: torch.Generator,
+           top: tuple[torch.Tensor, torch.Tensor] | None = None) -> int:
+    """Pick the next token for one sequence. Temperature <= 0 is greedy (after penalties). `top`: this sequence's
+    top_k (values, ids) when already computed for a batch (batched_top_k)."""
     logits = apply_penalties(logits, recent_window(history, params.repeat_last_n), params.repeat_penalty,
                              params.presence_penalty, params.frequency_penalty)
     if params.temperature <= 0.0:
         return greedy(logits)
     # The filters after top_k only ever see its survivors (as llama.cpp's candidate array shrinks): work on those
     # k values instead of masking the whole vocabulary — the same distribution, ~20x less work per token.
-    if 0 < params.top_k < logits.numel():
+    if top is not None:
+        values, ids = top
+    elif 0 < params.top_k < logits.numel():
         values, ids = torch.topk(logits, params.top_k)
     else:
         values, ids = logits, None

@@ -108,12 +108,13 @@ class GenerationState:
         self.stats.prompt_eval_duration = time.perf_counter_ns() - self.t_start
         self.t_eval = time.perf_counter_ns()
 
-    def advance(self, logits: torch.Tensor) -> list[Piece | Done]:
-        """Sample from this sequence's next-token logits [vocab]; return the events (a Piece, then Done when it
-        ends)."""
+    def advance(self, logits: torch.Tensor, top: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> list[Piece | Done]:
+        """Sample from this sequence's next-token logits [vocab] (`top`: its top_k, computed with a batch's);
+        return the events (a Piece, then Done when it ends)."""
         if self.constraint is not None:
-            logits = self.constraint.mask(logits)
-        token = sample(logits, self.params, self.history, self.generator)
+            logits, top = self.constraint.mask(logits), None
+        token = sample(logits, self.params, self.history, self.generator, top)
         events: list[Piece | Done] = []
         if token in self.tokenizer.eog_ids:
             self.reason = "stop"

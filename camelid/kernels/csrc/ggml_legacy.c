@@ -206,6 +206,35 @@ TARGET static void dot_x4p_q0##SUFFIX(int64_t n_blocks, const uint8_t *x, int64_
     out[3 * out_stride] = hsum_float_8(acc3);                                                                     \
 }
 
+/* Eight activation rows: two packed groups of four against one unpacking of the weight block (AVX-512 VL has the
+ * registers for eight accumulators); each result is computed exactly as by dot_x4p_q4_1. */
+__attribute__((target("avx512vnni,avx512vl"))) static void dot_x8p_q4_1_vnni(
+        int64_t n_blocks, const block_q4_1 *x, const block_q8_1x4 *y0, const block_q8_1x4 *y1, float *out,
+        int64_t out_stride) {
+    __m256 acc[8];
+    for (int j = 0; j < 8; ++j) acc[j] = _mm256_setzero_ps();
+    __m128 mins0 = _mm_setzero_ps(), mins1 = _mm_setzero_ps();
+    for (int64_t b = 0; b < n_blocks; ++b) {
+        const __m128 dw = _mm_set1_ps(half_to_float(x[b].d)), mw = _mm_set1_ps(half_to_float(x[b].m));
+        mins0 = _mm_add_ps(mins0, _mm_mul_ps(mw, _mm_loadu_ps(y0[b].s)));
+        mins1 = _mm_add_ps(mins1, _mm_mul_ps(mw, _mm_loadu_ps(y1[b].s)));
+        const __m256 s0 = _mm256_castps128_ps256(_mm_mul_ps(dw, _mm_loadu_ps(y0[b].d)));
+        const __m256 s1 = _mm256_castps128_ps256(_mm_mul_ps(dw, _mm_loadu_ps(y1[b].d)));
+        const __m256i qw = nibbles_32(x[b].qs);
+        #pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+            acc[j] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s0, _mm256_set1_epi32(j)),
+                                     lanes_vnni(qw, _mm256_loadu_si256((const __m256i *) y0[b].qs[j])), acc[j]);
+            acc[4 + j] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(s1, _mm256_set1_epi32(j)),
+                                         lanes_vnni(qw, _mm256_loadu_si256((const __m256i *) y1[b].qs[j])), acc[4 + j]);
+        }
+    }
+    float m[8];
+    _mm_storeu_ps(m, mins0);
+    _mm_storeu_ps(m + 4, mins1);
+    for (int j = 0; j < 8; ++j) out[j * out_stride] = hsum_float_8(acc[j]) + m[j];
+}
+
 DEFINE_DOT_Q4_1(, , lanes_u4_s8)
 DEFINE_DOT_Q4_1(_vnni, __attribute__((target("avx512vnni,avx512vl"))), lanes_vnni)
 DEFINE_DOT_X4(, , lanes_u4_s8)
@@ -248,6 +277,19 @@ void camelid_pack_q8_0x4(const uint8_t *a, int64_t a_stride, int64_t rows, int64
             out[b].d[j] = y->d;
             memcpy(out[b].qs[j], y->qs, 32);
         }
+}
+
+/* eight rows as two consecutive packed groups (packed, packed + group_bytes): one pass with VNNI, else two */
+void camelid_dot_x8p_q4_1(const uint8_t *w, const uint8_t *packed, int64_t group_bytes, int64_t n_in, float *out,
+                          int64_t out_stride) {
+    if (vnni()) {
+        dot_x8p_q4_1_vnni(n_in / 32, (const block_q4_1 *) w, (const block_q8_1x4 *) packed,
+                          (const block_q8_1x4 *) (packed + group_bytes), out, out_stride);
+        return;
+    }
+    dot_x4p_q4_1(n_in / 32, (const block_q4_1 *) w, (const block_q8_1x4 *) packed, out, out_stride);
+    dot_x4p_q4_1(n_in / 32, (const block_q4_1 *) w, (const block_q8_1x4 *) (packed + group_bytes),
+                 out + 4 * out_stride, out_stride);
 }
 
 void camelid_dot_x4p_q4_1(const uint8_t *w, const uint8_t *packed, int64_t n_in, float *out, int64_t out_stride) {

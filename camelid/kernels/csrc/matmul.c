@@ -30,6 +30,7 @@ void camelid_dot_x4_q8_0(const uint8_t *, const uint8_t *, int64_t, int64_t, flo
 void camelid_dot_x4_q4_K(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
 void camelid_dot_x4_q6_K(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
 void camelid_dot_x4p_q4_1(const uint8_t *, const uint8_t *, int64_t, float *, int64_t);
+void camelid_dot_x8p_q4_1(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t);
 void camelid_pack_q8_1x4(const uint8_t *, int64_t, int64_t, int64_t, uint8_t *);
 void camelid_dot_x4p_q0(const uint8_t *, int, const uint8_t *, int64_t, float *, int64_t);
 void camelid_pack_q8_0x4(const uint8_t *, int64_t, int64_t, int64_t, uint8_t *);
@@ -144,6 +145,10 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
                 float *column = out + offset + o;
                 int64_t t = t0;
                 const int q41 = f->type == 3, q0 = f->type == 2 || f->type == 6 || f->type == 8;
+                if (q41) /* Q4_1: eight rows at a time where there are eight */
+                    for (; t + 8 <= t_end; t += 8)
+                        camelid_dot_x8p_q4_1(w, packed + t * q81_bytes, 4 * q81_bytes, n_in, column + t * out_stride,
+                                             out_stride);
                 if (q41 || q0) { /* the packed groups of 4 (t0 is a multiple of 4); a last group of 2-3, padded */
                     for (; t + 2 <= t_end; t += 4) {
                         float four[4];
