@@ -126,7 +126,8 @@ def batched_top_k(rows: torch.Tensor, params: list[SamplingParams]) -> list[tupl
     for k, members in by_k.items():
         if len(members) < 2:
             continue
-        values, ids = torch.topk(rows[members], k)
+        chosen = rows if len(members) == rows.shape[0] else rows[members]  # no copy in the usual case
+        values, ids = torch.topk(chosen, k)
         for row, i in enumerate(members):
             found[i] = (values[row], ids[row])
     return found

@@ -144,9 +144,33 @@ def list_models() -> list[dict[str, Any]]:
         if name in seen or not is_installed(catalog_entry):
             continue
         models.append({"name": name, "model": name, "modified_at": iso(time.time()), "size": catalog_entry.size,
-                       "digest": catalog_entry.files[0].sha256,
-                       "details": details_of(None, {"format": catalog_entry.format})})
+                       "digest": catalog_entry.files[0].sha256, "details": installed_details(catalog_entry)})
     return models
+
+
+_DETAILS: dict[str, dict[str, Any]] = {}
+
+
+def installed_details(entry: Any) -> dict[str, Any]:
+    """details of an installed catalog model, read once from its GGUF header (no copy, no torch)."""
+    key = str(entry.name)
+    if key not in _DETAILS:
+        fallback: dict[str, Any] = {"format": entry.format}
+        if entry.format == "gguf":
+            from camelid.store.embedded import installed_files
+
+            try:
+                from camelid.gguf.info import describe
+                from camelid.gguf.reader import GGUFFile
+
+                path = next(iter((installed_files(entry) or {}).values()))
+                info = describe(GGUFFile(path))
+                fallback.update(family=info["architecture"], families=[info["architecture"]],
+                                parameter_size=info["parameters"], quantization_level=info["quantization"])
+            except (CamelidError, OSError, StopIteration):
+                pass
+        _DETAILS[key] = details_of(None, fallback)
+    return _DETAILS[key]
 
 
 @router.get("/api/tags")
