@@ -156,7 +156,7 @@ async def chat(scheduler: Scheduler, body: dict[str, Any]) -> AsyncIterator[dict
     state = new_state(runner, ids, body)
     name = model_name(body)
     style = tool_style(llm) if tools else None
-    held: list[str] = []  # text held back while it may still be a tool call
+    held: list[str] = []  # text held back while it may still be a tool call (only at the start of the answer)
     async for event in Submission(scheduler, runner, state).events():
         if isinstance(event, Failure):
             yield {"error": str(event.error)}
@@ -172,7 +172,7 @@ async def chat(scheduler: Scheduler, body: dict[str, Any]) -> AsyncIterator[dict
                 held.append(event.text)
                 if may_be_tool_call("".join(held), style):
                     continue
-                chunk["message"]["content"], held = "".join(held), []
+                chunk["message"]["content"], held, style = "".join(held), [], None  # plain text: stream it
             if chunk["message"]["content"] or "logprobs" in chunk:
                 yield chunk
             continue
@@ -182,7 +182,7 @@ async def chat(scheduler: Scheduler, body: dict[str, Any]) -> AsyncIterator[dict
         if held:
             from camelid.engine.tools import ollama_tool_calls, parse_tool_calls
 
-            content, calls = parse_tool_calls("".join(held), tools, style)
+            content, calls = parse_tool_calls("".join(held), tools, tool_style(llm))
             final["message"]["content"] = content
             if calls:
                 final["message"]["tool_calls"] = ollama_tool_calls(calls)

@@ -250,11 +250,15 @@ async def pull(request: Request) -> Response:
 async def create(request: Request) -> Response:
     body = await read_json(request)
     name = handlers.model_name(body)
+    from camelid.store.create import create as create_model
+    from camelid.store.create import modelfile_for_request
+    from camelid.store.names import ModelName
+
+    ModelName.parse(name)
+    modelfile = await asyncio.to_thread(modelfile_for_request, body)  # bad requests: 400/404 before streaming
 
     def work(report: Any) -> None:
-        from camelid.store.create import create_from_request
-
-        create_from_request(name, body, status=lambda s: report({"status": s}))
+        create_model(name, modelfile, status=lambda s: report({"status": s}))
 
     return await stream_statuses(work, body.get("stream", True) is not False)
 

@@ -57,6 +57,12 @@ def create_from_request(name: str, body: dict, store: ModelStore | None = None,
                         status: Status | None = None) -> ModelName:
     """Ollama's /api/create: `from` (a model name) or `files` ({file name: digest} of blobs already pushed),
     then `template`, `system`, `parameters`, `messages`, `license` on top."""
+    store = store or ModelStore()
+    return create(name, modelfile_for_request(body, store), store=store, status=status)
+
+
+def modelfile_for_request(body: dict, store: ModelStore | None = None) -> str:
+    """The Modelfile an /api/create request amounts to; its mistakes raise BadRequest/UnknownModel at once."""
     from camelid.store.modelfile import Modelfile, render, render_parameters
 
     store = store or ModelStore()
@@ -73,6 +79,9 @@ def create_from_request(name: str, body: dict, store: ModelStore | None = None,
         if not store.has_blob(gguf[0]):
             raise UnknownModel(f"blob {gguf[0]} not found; push it to /api/blobs first")
         source = str(store.blob_path(gguf[0]))
+    elif isinstance(source, str) and (Path(source).expanduser().is_absolute() or source.startswith(".")
+                                      or source.endswith(".gguf") or "\\" in source):
+        raise BadRequest("from must name a model; send a GGUF file with POST /api/blobs/<digest> and files")
     if not isinstance(source, str) or not source:
         raise BadRequest("either from or files is required")
     license_value = body.get("license")
@@ -84,19 +93,24 @@ def create_from_request(name: str, body: dict, store: ModelStore | None = None,
     modelfile = Modelfile(from_=source, parameters=render_parameters(parameters), template=body.get("template"),
                           system=body.get("system"), licenses=licenses,
                           messages=[(str(m.get("role", "")), str(m.get("content", ""))) for m in messages])
-    return create(name, render(modelfile), store=store, status=status)
+    text = render(modelfile)
+    from camelid.store.modelfile import parse
+
+    parse(text).parameter_values()  # names and values checked now, before a streamed answer starts
+    return text
 
 
 def _base_parts(source: str, base_dir: Path, store: ModelStore, status: Status) -> Parts:
     path = (base_dir / Path(source).expanduser()) if not Path(source).expanduser().is_absolute() \
         else Path(source).expanduser()
     if path.is_file():
+        from camelid.gguf.reader import GGUFFile
+
+        GGUFFile(path)  # a readable GGUF, checked before anything is stored (raises BadModelFile)
         status(f"copying file {path.name}")
         digest, size = store.add_file(path)
         status(f"using layer {digest}")
-        parts = Parts(model=Layer(mt.MODEL, digest, size))
-        _check_gguf(store, digest)
-        return parts
+        return Parts(model=Layer(mt.MODEL, digest, size))
     if path.is_dir():
         raise BadRequest(f"FROM {source}: creating a model from a folder (safetensors) is not supported yet; "
                          "convert it to GGUF first")
@@ -113,12 +127,6 @@ def _base_parts(source: str, base_dir: Path, store: ModelStore, status: Status) 
     status(f"copying file {base.path.name}")
     digest, size = store.add_file(base.path)
     return Parts(model=Layer(mt.MODEL, digest, size))
-
-
-def _check_gguf(store: ModelStore, digest: str) -> None:
-    from camelid.gguf.reader import GGUFFile
-
-    GGUFFile(store.blob_path(digest))  # raises BadModelFile with the reason
 
 
 def copy(source: str, destination: str, store: ModelStore | None = None) -> ModelName:

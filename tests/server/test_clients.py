@@ -144,3 +144,26 @@ def test_extras(live_server: Server) -> None:
     lines = [json.loads(x) for x in httpx.post(live_server.url("/api/chat"), json={
         "model": MODEL, "messages": [{"role": "user", "content": "hi"}], "options": {"num_predict": 2}}).text.splitlines()]
     assert lines[-1]["done"] and all(not x["done"] for x in lines[:-1])
+
+
+def test_create_from_a_pushed_blob(client: ollama.Client, live_server: Server, tmp_path) -> None:
+    import gguf
+    import numpy as np
+
+    path = tmp_path / "tiny.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_context_length(64)
+    writer.add_tensor("token_embd.weight", np.ones(256, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    digest = client.create_blob(path)
+    assert httpx.head(live_server.url(f"/api/blobs/{digest}")).status_code == 200
+    wrong = httpx.post(live_server.url("/api/blobs/sha256:" + "0" * 64), content=b"not that")
+    assert wrong.status_code == 400
+    client.create(model="from-blob", files={"tiny.gguf": digest}, system="Hi.")
+    assert "from-blob:latest" in [m.model for m in client.list().models]
+    client.delete("from-blob")
+    refused = httpx.post(live_server.url("/api/create"), json={"model": "x", "from": "/etc/passwd"})
+    assert refused.status_code == 400 and "from must name a model" in refused.text
