@@ -60,11 +60,13 @@ def camelid_runner(path: str, threads: int, n_ctx: int):
 def first_output_seconds(command: list[str], env: dict[str, str]) -> float:
     """Wall time from starting `command` to the first byte it writes on stdout."""
     start = time.perf_counter()
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env) as proc:
-        assert proc.stdout is not None
-        proc.stdout.read(1)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        first = proc.stdout.read(1)
         elapsed = time.perf_counter() - start
         proc.kill()
+        if not first:  # it ended without answering: a failure, not a fast start
+            raise SystemExit(f"{command[:4]} printed no answer: {proc.stderr.read().decode()[-500:]}")
     return elapsed
 
 
@@ -72,7 +74,7 @@ LLAMA_COLD = """
 import sys
 from llama_cpp import Llama
 llm = Llama(model_path=sys.argv[1], n_ctx=512, n_threads=int(sys.argv[2]), verbose=False)
-for chunk in llm.create_chat_completion([{"role": "user", "content": "hi"}], stream=True, max_tokens=8):
+for chunk in llm.create_chat_completion([{"role": "user", "content": "hi"}], stream=True, max_tokens=64):
     text = chunk["choices"][0]["delta"].get("content")
     if text:
         sys.stdout.write(text); sys.stdout.flush(); break
@@ -128,12 +130,19 @@ def main() -> int:
     env = dict(os.environ, CAMELID_NUM_THREADS=str(args.threads))
     camelid_cmd = [sys.executable, "-m", "camelid.cli.main", "run", args.model, "hi"]
     llama_cmd = [sys.executable, "-c", LLAMA_COLD, path, str(args.threads)]
-    cold = {"camelid": [], "llama.cpp": []}
+    cold: dict[str, list[float]] = {"camelid": [], "llama.cpp": []}
+    failed: dict[str, str] = {}
     for _ in range(args.repetitions):
-        cold["camelid"].append(first_output_seconds(camelid_cmd, env))
-        cold["llama.cpp"].append(first_output_seconds(llama_cmd, env))
+        for name, command in (("camelid", camelid_cmd), ("llama.cpp", llama_cmd)):
+            try:
+                cold[name].append(first_output_seconds(command, env))
+            except SystemExit as err:  # e.g. llama-cpp-python's chat answers nothing for a GGUF without a template
+                failed[name] = str(err).splitlines()[-1][:200]
     for name, s in cold.items():
-        print(f"  cold start to first token  {name:10} {statistics.fmean(s):6.2f} s (min {min(s):.2f})")
+        if name in failed:
+            print(f"  cold start to first token  {name:10} no answer: {failed[name]}")
+        else:
+            print(f"  cold start to first token  {name:10} {statistics.fmean(s):6.2f} s (min {min(s):.2f})")
     memory = subprocess.run([sys.executable, "-c", CAMELID_MEMORY, args.model], capture_output=True, text=True,
                             env=env, check=False)
     print(f"  camelid resident memory after load, above import torch: {memory.stdout.strip() or memory.stderr[-200:]}"
