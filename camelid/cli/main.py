@@ -12,12 +12,12 @@ from camelid.errors import CamelidError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from camelid.cli import bench, generate, models, run, serve
+    from camelid.cli import bench, generate, models, run, serve, transcribe
 
     parser = argparse.ArgumentParser(prog="camelid", description="Run quantized GGUF models on your own machine.")
     parser.add_argument("--version", action="version", version=f"camelid {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (run, generate, models, serve, bench):
+    for module in (run, generate, models, serve, transcribe, bench):
         module.add_parser(sub)
     return parser
 

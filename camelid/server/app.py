@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from camelid import __version__
 from camelid.errors import BadRequest, CamelidError
 from camelid.scheduler import Scheduler
-from camelid.server import handlers, ollama_api, openai_api
+from camelid.server import handlers, ollama_api, openai_api, speech_api
 from camelid.server.errors import error_status
 
 log = logging.getLogger("camelid")
@@ -56,6 +56,7 @@ def create_app(scheduler: Scheduler | None = None) -> FastAPI:
 
     app.include_router(ollama_api.router)
     app.include_router(openai_api.router)
+    app.include_router(speech_api.router)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

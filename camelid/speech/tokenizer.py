@@ -105,7 +105,7 @@ class WhisperTokenizer:
     @classmethod
     def from_files(cls, source: str | os.PathLike | Mapping[str, str | os.PathLike] | Any,
                    multilingual: bool | None = None) -> WhisperTokenizer:
-        """From a CTranslate2 model folder or {file name: path} (vocabulary.txt or .json; tokenizer.json)."""
+        """From a CTranslate2 model folder or {file name: path} (vocabulary.txt or .json)."""
         files = getattr(source, "files", source)
         if not isinstance(files, Mapping):
             folder = Path(files).expanduser()
@@ -118,8 +118,9 @@ class WhisperTokenizer:
         else:
             raise BadModelFile(f"the Whisper model has no vocabulary.txt or vocabulary.json "
                                f"(files: {', '.join(sorted(files)) or 'none'})")
-        merges = read_merges(files["tokenizer.json"]) if "tokenizer.json" in files else None
-        return cls(vocabulary, merges, multilingual)
+        # tokenizer.json's merges are ignored: for the multilingual vocabulary they differ from openai's
+        # (" hello there" gives 3 tokens instead of 2); ranking merges by vocabulary id, as tiktoken does, matches.
+        return cls(vocabulary, None, multilingual)
 
     # --- decoding -------------------------------------------------------------------------------------------
 
