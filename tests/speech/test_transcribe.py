@@ -9,9 +9,7 @@ import dataclasses
 import itertools
 import os
 import shutil
-import string
 import subprocess
-import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ import torch
 from camelid.errors import BadRequest
 from camelid.speech.audio import SAMPLE_RATE, load_audio
 from camelid.speech.decoding import DecodingResult
+from camelid.speech.metrics import normalize_words, word_error_rate
 from camelid.speech.model import ModelDimensions, Whisper
 from camelid.speech.tokenizer import WhisperTokenizer
 from camelid.speech.transcribe import (
@@ -35,28 +34,6 @@ from camelid.speech.transcribe import (
 from camelid.tokenizer.bpe import BYTE_TO_CHAR
 
 # --- word error rate ----------------------------------------------------------------------------------------
-
-PUNCTUATION = str.maketrans("", "", string.punctuation + "¿¡«»“”‘’")
-
-
-def normalize_words(text: str) -> list[str]:
-    """Lowercased words without punctuation or accents ("È" -> "e")."""
-    text = unicodedata.normalize("NFKD", text.lower())
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return text.replace("-", " ").translate(PUNCTUATION).split()
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word-level edit distance (substitutions, insertions, deletions) over the reference's word count."""
-    ref, hyp = normalize_words(reference), normalize_words(hypothesis)
-    previous = list(range(len(hyp) + 1))
-    for i, ref_word in enumerate(ref, start=1):
-        current = [i]
-        for j, hyp_word in enumerate(hyp, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word)))
-        previous = current
-    return previous[-1] / max(len(ref), 1)
-
 
 def test_word_error_rate():
     assert word_error_rate("Hello, world!", "hello world") == 0
