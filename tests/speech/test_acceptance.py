@@ -84,5 +84,10 @@ def test_base_detects_german(tmp_path: Path) -> None:
     transcript = speech.transcribe(str(path))
     assert transcript.language == "de", transcript.text
     english = speech.transcribe(str(path), task="translate")
-    assert english.language == "de" and {"morning", "weather", "park"} & {w.strip(".,!").lower()
-                                                                           for w in english.text.split()}
+    words = [w.strip(".,!?").lower() for w in english.text.split()]
+    german = {"guten", "morgen", "heute", "ist", "das", "wetter", "sehr", "schön", "und", "wir", "gehen",
+              "zusammen", "in", "den"}
+    common_english = {"is", "the", "and", "we", "today", "weather", "morning", "good", "go", "very", "nice",
+                      "beautiful", "it", "to", "together", "a", "of", "park", "are", "this"}
+    assert english.language == "de" and words, english.text
+    assert sum(w in german for w in words) <= 1 and any(w in common_english for w in words), english.text
