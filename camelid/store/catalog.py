@@ -72,11 +72,9 @@ def names() -> list[str]:
     return sorted({str(entry.name) for entry in catalog().values()})
 
 
-def installed_file(entry: CatalogEntry, file: CatalogFile) -> Path | None:
-    """The file as an installed package already holds it (a one-member file only: no assembling here)."""
-    if len(file.members) != 1:
-        return None
-    top, _, rest = file.members[0].partition("/")
+def member_path(member: str) -> Path | None:
+    """Where an installed package holds a wheel member ("pkg/data/file"), found without importing the package."""
+    top, _, rest = member.partition("/")
     try:
         spec = importlib.util.find_spec(top)
     except (ImportError, ValueError):
@@ -84,4 +82,12 @@ def installed_file(entry: CatalogEntry, file: CatalogFile) -> Path | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     path = Path(next(iter(spec.submodule_search_locations))) / rest
-    return path if path.is_file() and path.stat().st_size == file.size else None
+    return path if path.is_file() else None
+
+
+def installed_file(entry: CatalogEntry, file: CatalogFile) -> Path | None:
+    """The file as an installed package already holds it (a one-member file only: no assembling here)."""
+    if len(file.members) != 1:
+        return None
+    path = member_path(file.members[0])
+    return path if path is not None and path.stat().st_size == file.size else None

@@ -4,35 +4,14 @@ once into camelid's data folder."""
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import os
 import shutil
 from pathlib import Path
 
 from camelid import config
 from camelid.errors import UnknownModel
-from camelid.store.catalog import CatalogEntry, CatalogFile, installed_file
-
-
-def _member_path(member: str) -> Path | None:
-    top, _, rest = member.partition("/")
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / rest
-    return path if path.is_file() else None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+from camelid.store.blobs import file_digest
+from camelid.store.catalog import CatalogEntry, CatalogFile, installed_file, member_path
 
 
 def _assemble(entry: CatalogEntry, file: CatalogFile) -> Path | None:
@@ -40,7 +19,7 @@ def _assemble(entry: CatalogEntry, file: CatalogFile) -> Path | None:
     target = config.home_dir() / "packaged" / file.name
     if target.is_file() and target.stat().st_size == file.size:
         return target
-    parts = [_member_path(member) for member in file.members]
+    parts = [member_path(member) for member in file.members]
     if any(part is None for part in parts):
         return None
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +29,7 @@ def _assemble(entry: CatalogEntry, file: CatalogFile) -> Path | None:
             assert part is not None
             with part.open("rb") as source:
                 shutil.copyfileobj(source, out, 1 << 20)
-    if _sha256(temp) != file.sha256:
+    if file_digest(temp) != file.digest:
         temp.unlink()
         raise UnknownModel(f"model {entry.name}: the installed parts do not assemble to the expected sha256; "
                            f"reinstall them: {entry.install_hint()}")
@@ -71,5 +50,5 @@ def installed_files(entry: CatalogEntry) -> dict[str, Path] | None:
 
 def is_installed(entry: CatalogEntry) -> bool:
     """Whether every file of a catalog model is available from installed packages (nothing assembled here)."""
-    return all(installed_file(entry, file) is not None or all(_member_path(m) for m in file.members)
+    return all(installed_file(entry, file) is not None or all(member_path(m) for m in file.members)
                for file in entry.files)
