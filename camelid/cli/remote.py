@@ -11,6 +11,7 @@ import httpx
 
 from camelid import config
 from camelid.engine.options import Options
+from camelid.engine.stats import Stats
 from camelid.errors import BadRequest, CamelidError, UnknownModel
 
 
@@ -25,28 +26,10 @@ def server_url() -> str | None:
     return url if reply.status_code == 200 and "version" in reply.text else None
 
 
-class RemoteStats:
-    """The final chunk's timings, shaped as the engine's Stats for `format_stats`."""
-
-    def __init__(self, final: dict[str, Any]) -> None:
-        for key in ("prompt_eval_count", "prompt_eval_duration", "eval_count", "eval_duration", "load_duration",
-                    "total_duration"):
-            setattr(self, key, int(final.get(key, 0)))
-        self.done_reason = final.get("done_reason", "")
-
-    @property
-    def prompt_tokens_per_second(self) -> float:
-        return self.prompt_eval_count / (self.prompt_eval_duration / 1e9) if self.prompt_eval_duration else 0.0
-
-    @property
-    def tokens_per_second(self) -> float:
-        return self.eval_count / (self.eval_duration / 1e9) if self.eval_duration else 0.0
-
-
 class RemoteGeneration:
     def __init__(self, client: httpx.Client, body: dict[str, Any]) -> None:
         self.client, self.body = client, body
-        self.stats: RemoteStats | None = None
+        self.stats: Stats | None = None
         self._parts: list[str] = []
         self._response: httpx.Response | None = None
 
@@ -65,7 +48,7 @@ class RemoteGeneration:
                     self._parts.append(piece)
                     yield piece
                 if chunk.get("done"):
-                    self.stats = RemoteStats(chunk)
+                    self.stats = stats_of(chunk)
 
     @property
     def text(self) -> str:
@@ -74,6 +57,13 @@ class RemoteGeneration:
     def close(self) -> None:
         if self._response is not None:
             self._response.close()
+
+
+def stats_of(final: dict[str, Any]) -> Stats:
+    """The timings of a server's final chunk."""
+    names = ("prompt_eval_count", "prompt_eval_duration", "eval_count", "eval_duration", "load_duration",
+             "total_duration")
+    return Stats(**{name: int(final.get(name, 0)) for name in names}, done_reason=final.get("done_reason", ""))
 
 
 def raise_for(response: httpx.Response) -> None:

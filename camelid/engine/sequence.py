@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 
 from camelid.engine.options import Options
 from camelid.engine.sampling import sample
+from camelid.engine.stats import Stats
 from camelid.engine.stops import StopMatcher
 
 
@@ -29,30 +30,6 @@ class Constraint(Protocol):
     def accept(self, token: int) -> None: ...
 
     def is_done(self) -> bool: ...
-
-
-@dataclass
-class Stats:
-    """Timings of one request, named and measured (nanoseconds) as Ollama reports them."""
-
-    prompt_eval_count: int = 0
-    prompt_eval_duration: int = 0
-    eval_count: int = 0
-    eval_duration: int = 0
-    load_duration: int = 0
-    total_duration: int = 0
-    done_reason: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def prompt_tokens_per_second(self) -> float:
-        return self.prompt_eval_count / (self.prompt_eval_duration / 1e9) if self.prompt_eval_duration else 0.0
-
-    @property
-    def tokens_per_second(self) -> float:
-        return self.eval_count / (self.eval_duration / 1e9) if self.eval_duration else 0.0
 
 
 @dataclass
