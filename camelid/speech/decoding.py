@@ -500,14 +500,15 @@ class DecodingTask:
         sharing the window's cross-attention keys/values.
         """
         group = self.n_group
+        wanted = [self.sot_index, tokens.shape[1] - 1]  # only these two positions' logits are read
         if group == 1:
             self.cache = self.model.new_cache(tokens.shape[0])
-            logits = self.model.logits(tokens, audio_features, self.cache)  # [B, T, V]
-            return logits[:, self.sot_index], logits[:, -1]
+            logits = self.model.logits(tokens, audio_features, self.cache, wanted)  # [B, 2, V]
+            return logits[:, 0], logits[:, 1]
         distinct = tokens[::group]  # [A, T]
         length = distinct.shape[1]
         prefill = self.model.new_cache(distinct.shape[0], capacity=length)
-        logits = self.model.logits(distinct, audio_features, prefill)  # [A, T, V]
+        logits = self.model.logits(distinct, audio_features, prefill, wanted)  # [A, 2, V]
         cache = self.model.new_cache(tokens.shape[0])
         for source, target in zip(prefill.self_keys + prefill.self_values, cache.self_keys + cache.self_values,
                                   strict=True):
@@ -516,8 +517,7 @@ class DecodingTask:
         cache.rows_per_segment = group
         cache.position = length
         self.cache = cache
-        return (logits[:, self.sot_index].repeat_interleave(group, dim=0),
-                logits[:, -1].repeat_interleave(group, dim=0))
+        return logits[:, 0].repeat_interleave(group, dim=0), logits[:, 1].repeat_interleave(group, dim=0)
 
     def _main_loop(self, audio_features: Tensor, tokens: Tensor) -> tuple[Tensor, Tensor, list[float]]:
         """Decode until every row is done or the context is full: (tokens, sum_logprobs, no_speech_probs)."""

@@ -318,17 +318,42 @@ def test_rows_sharing_a_segment_match_repeated_audio_and_survive_reordering(tiny
     assert shared_cache.batch == 2 and shared_cache.position == 6
 
 
-def test_column_major_embedding_changes_nothing_but_the_layout(tiny_state):
+def test_prepare_for_decoding_changes_nothing_but_the_layout(tiny_state):
     model = Whisper(TINY)
     model.load_state_dict(tiny_state)
     audio = model.embed_audio(torch.randn(2, TINY.n_mels, 2 * TINY.n_audio_ctx))
     tokens = torch.randint(0, TINY.n_vocab, (2, 5))
     before = model.logits(tokens, audio)
+    weight = model.decoder.token_embedding.weight
+    model.decoder.token_embedding.weight = torch.nn.Parameter(weight.t().contiguous().t())  # column-major
     model.prepare_for_decoding().prepare_for_decoding()
-    assert model.decoder.token_embedding.weight.t().is_contiguous()
+    assert model.decoder.token_embedding.weight.is_contiguous()
     key = "decoder.token_embedding.weight"
     assert torch.equal(model.state_dict()[key], tiny_state[key])
     torch.testing.assert_close(model.logits(tokens, audio), before, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 2), (5, 1), (3, 4), (7,)])
+def test_output_projection_equals_the_plain_product(tiny_model, shape):
+    """`TextDecoder.project` computes (E @ h.T).T, a single row doubled: the same logits as h @ E.T."""
+    torch.manual_seed(2)
+    hidden = torch.randn(*shape, TINY.n_text_state)
+    weight = tiny_model.decoder.token_embedding.weight
+    logits = tiny_model.decoder.project(hidden)
+    assert logits.shape == (*shape, TINY.n_vocab) and logits.is_contiguous()
+    torch.testing.assert_close(logits, hidden @ weight.T, rtol=0, atol=1e-5)
+
+
+def test_logits_of_chosen_positions_equal_those_of_every_position(tiny_model):
+    torch.manual_seed(3)
+    audio = tiny_model.embed_audio(torch.randn(2, TINY.n_mels, 2 * TINY.n_audio_ctx))
+    tokens = torch.randint(0, TINY.n_vocab, (2, 6))
+    full = tiny_model.logits(tokens, audio)
+    for positions in ([5], [0, 5], [2, 2], [1, 3, 4]):
+        cache = tiny_model.new_cache(2)
+        chosen = tiny_model.logits(tokens, audio, cache, positions)
+        assert chosen.shape == (2, len(positions), TINY.n_vocab) and cache.position == 6
+        torch.testing.assert_close(chosen, full[:, positions], rtol=0, atol=1e-5)
 
 
 def test_bad_shapes_and_overflow_are_clear_errors(tiny_model):
