@@ -8,11 +8,12 @@ import gc
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from camelid.engine.kv_cache import PADDING_POSITION
 from camelid.engine.options import Options
-from camelid.engine.sampling import batched_top_k
+from camelid.engine.sampling import SamplingParams, top_k_first
 from camelid.engine.sequence import Done, GenerationState, Piece, Stats, TokenizerLike
 from camelid.errors import BadRequest
 
@@ -93,7 +94,7 @@ class Engine:
         """Prefill a sequence's prompt in its slot and sample its first token."""
         logits = self.prefill(state.slot, state.ids, state.options.num_batch)
         state.prefilled()
-        return state.advance(logits)
+        return state.advance(logits.numpy())
 
     def start_many(self, states: list[GenerationState]) -> dict[int, list[Piece | Done]]:
         """Prefill several new sequences in ONE batched forward (each in its own slot, shorter prompts padded),
@@ -106,7 +107,7 @@ class Engine:
         elif batch:
             for i, logits in zip(batch, self._prefill_together([states[i] for i in batch])):
                 states[i].prefilled()
-                events[i] = states[i].advance(logits)
+                events[i] = states[i].advance(logits.numpy())
         return events
 
     def _reusable(self, state: GenerationState) -> int:
@@ -156,7 +157,7 @@ class Engine:
             held = self.slot_tokens[state.slot]
             del held[state.position:]
             held.append(state.last_token)
-            events[i] = state.advance(rows[row], tops[row])
+            events[i] = state.advance(rows[row].numpy(), tops[row])
         return events
 
     def generate(self, ids: Sequence[int], options: Options, slot: int = 0) -> Iterator[Piece | Done]:
@@ -165,6 +166,24 @@ class Engine:
         yield from self.start(state)
         while not state.finished:
             yield from self.step([state]).get(0, [])
+
+
+def batched_top_k(rows: torch.Tensor, params: list[SamplingParams]) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """top_k of several sequences' logits [B, vocab] where it is what `sample` would compute first (temperature
+    > 0, no penalties): the (values, ids) each sequence's `sample` starts from, by one torch.topk per k (faster
+    than one selection per row)."""
+    found: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(params)
+    by_k: dict[int, list[int]] = {}
+    for i, p in enumerate(params):
+        if top_k_first(p, rows.shape[-1]):
+            by_k.setdefault(p.top_k, []).append(i)
+    for k, members in by_k.items():
+        chosen = rows if len(members) == rows.shape[0] else rows[members]  # no copy in the usual case
+        values, ids = torch.topk(chosen, k)
+        values, ids = values.numpy(), ids.numpy()
+        for row, i in enumerate(members):
+            found[i] = (values[row], ids[row])
+    return found
 
 
 @contextlib.contextmanager

@@ -18,7 +18,6 @@ from typing import Any
 
 import llguidance
 import numpy as np
-import torch
 
 from camelid.errors import BadRequest
 from camelid.tokenizer import Tokenizer
@@ -183,23 +182,23 @@ class Constraint:
         self._eos = frozenset(self._ll.eos_tokens)
         self._bits = np.zeros((self.vocab_size + 31) // 32, dtype=np.int32)
 
-    def allowed(self) -> torch.Tensor:
-        """Bool tensor [vocab_size] on the CPU: the tokens the grammar allows next."""
+    def allowed(self) -> np.ndarray:
+        """Bool array [vocab_size]: the tokens the grammar allows next."""
         packed = self._compute()
-        return torch.from_numpy(np.unpackbits(packed, bitorder="little")[: self.vocab_size].view(np.bool_))
+        return np.unpackbits(packed, bitorder="little")[: self.vocab_size].view(np.bool_)
 
-    def mask(self, logits: torch.Tensor) -> torch.Tensor:
-        """`logits` [n >= vocab_size] with -inf on every token the grammar forbids now (a new tensor on the same
-        device; entries past the tokenizer's vocabulary, e.g. padding of the output layer, are forbidden too)."""
+    def mask(self, logits: np.ndarray) -> np.ndarray:
+        """`logits` [n >= vocab_size] float32 with -inf on every token the grammar forbids now (a new array;
+        entries past the tokenizer's vocabulary, e.g. padding of the output layer, are forbidden too)."""
         n = logits.shape[-1]
-        if logits.dim() != 1 or n < self.vocab_size:
+        if logits.ndim != 1 or n < self.vocab_size:
             raise ValueError(f"expected logits of shape [>= {self.vocab_size}], got {tuple(logits.shape)}")
-        packed = torch.from_numpy(self._compute()).to(logits.device)
-        # one lookup per mask byte (8 tokens) into a 256x8 table of 0/-inf: branch-free and fast on CPU and GPU
-        bias = _bias_table(logits.device, logits.dtype).index_select(0, packed.long()).view(-1)
-        if n <= bias.numel():
-            return logits + bias[:n]
-        return torch.cat([logits[: bias.numel()] + bias, logits.new_full((n - bias.numel(),), NEG_INF)])
+        # one lookup per mask byte (8 tokens) into a 256x8 table of 0/-inf: branch-free
+        bias = _BIAS_TABLE[self._compute()].reshape(-1)
+        out = np.full(n, NEG_INF, dtype=np.float32)
+        m = min(n, bias.size)
+        np.add(logits[:m], bias[:m], out=out[:m])
+        return out
 
     def _compute(self) -> np.ndarray:
         """The next-token bitmask as bytes (bit k of byte j = token 8j+k; padding bits are zero)."""
@@ -237,17 +236,8 @@ class Constraint:
         return repr(self.tokenizer.token_text(token))
 
 
-_TABLES: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
-
-
-def _bias_table(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """[256, 8]: row b holds 0 where bit k of b is set (token allowed) and -inf elsewhere."""
-    table = _TABLES.get((device, dtype))
-    if table is None:
-        bits = (torch.arange(256).unsqueeze(1) >> torch.arange(8)) & 1
-        table = torch.where(bits == 1, 0.0, NEG_INF).to(device=device, dtype=dtype)
-        _TABLES[(device, dtype)] = table
-    return table
+# [256, 8]: row b holds 0 where bit k of b is set (token allowed) and -inf elsewhere
+_BIAS_TABLE = np.where((np.arange(256)[:, None] >> np.arange(8)) & 1, 0.0, NEG_INF).astype(np.float32)
 
 
 def _one_line(message: str) -> str:

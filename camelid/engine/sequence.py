@@ -8,10 +8,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import torch
+import numpy as np
 
 from camelid.engine.options import Options
-from camelid.engine.sampling import sample
+from camelid.engine.sampling import log_softmax, new_rng, sample, top_k_select
 from camelid.engine.stats import Stats
 from camelid.engine.stops import StopMatcher
 
@@ -25,7 +25,7 @@ class TokenizerLike(Protocol):
 class Constraint(Protocol):
     """A grammar that restricts the next token (camelid.engine.grammar)."""
 
-    def mask(self, logits: torch.Tensor) -> torch.Tensor: ...
+    def mask(self, logits: np.ndarray) -> np.ndarray: ...
 
     def accept(self, token: int) -> None: ...
 
@@ -59,7 +59,7 @@ class GenerationState:
         self.ids, self.options, self.tokenizer, self.n_ctx, self.slot = list(ids), options, tokenizer, n_ctx, slot
         self.constraint, self.top_logprobs = constraint, top_logprobs
         seed = options.seed if options.seed >= 0 else random.randrange(1 << 62)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.rng = new_rng(seed)
         self.params = options.sampling
         self.history, self.generated = list(ids), []
         self.decoder = IncrementalDecoder(tokenizer)
@@ -85,13 +85,12 @@ class GenerationState:
         self.stats.prompt_eval_duration = time.perf_counter_ns() - self.t_start
         self.t_eval = time.perf_counter_ns()
 
-    def advance(self, logits: torch.Tensor, top: tuple[torch.Tensor, torch.Tensor] | None = None
-                ) -> list[Piece | Done]:
-        """Sample from this sequence's next-token logits [vocab] (`top`: its top_k, computed with a batch's);
-        return the events (a Piece, then Done when it ends)."""
+    def advance(self, logits: np.ndarray, top: tuple[np.ndarray, np.ndarray] | None = None) -> list[Piece | Done]:
+        """Sample from this sequence's next-token logits [vocab] float32 (`top`: its top_k, computed with a
+        batch's); return the events (a Piece, then Done when it ends)."""
         if self.constraint is not None:
             logits, top = self.constraint.mask(logits), None
-        token = sample(logits, self.params, self.history, self.generator, top)
+        token = sample(logits, self.params, self.history, self.rng, top)
         events: list[Piece | Done] = []
         if token in self.tokenizer.eog_ids:
             self.reason = "stop"
@@ -103,10 +102,10 @@ class GenerationState:
         text, self.hit = self.stops.feed(self.decoder.add(token))
         piece = Piece(text, token)
         if self.top_logprobs is not None:
-            log_probs = torch.log_softmax(logits.float(), dim=-1)
+            log_probs = log_softmax(logits)
             piece.logprob = float(log_probs[token])
             if self.top_logprobs > 0:
-                values, ids = torch.topk(log_probs, min(self.top_logprobs, log_probs.numel()))
+                values, ids = top_k_select(log_probs, min(self.top_logprobs, log_probs.size))
                 piece.top = [(int(i), float(v)) for i, v in zip(ids, values)]
         events.append(piece)
         if self.hit or (self.constraint is not None and self.constraint.is_done()):

@@ -22,3 +22,12 @@ def register_matmul(ggml_type: int, kernel: MatmulKernel) -> None:
 def matmul(x: torch.Tensor, weight: torch.Tensor, ggml_type: int, n_out: int, n_in: int) -> torch.Tensor:
     """x @ W.T through the registered kernel for W's type, else the reference path."""
     return MATMUL.get(ggml_type, reference_matmul)(x, weight, ggml_type, n_out, n_in)
+
+
+def _register_native() -> None:
+    from camelid.kernels import native
+
+    native.register()  # each native kernel falls back by itself where it cannot run
+
+
+_register_native()

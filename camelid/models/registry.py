@@ -29,8 +29,7 @@ def register(*names: str) -> Callable[[ModelClass], ModelClass]:
 
 def get_architecture(name: str) -> type[nn.Module]:
     """The model class for a GGUF architecture name, or UnsupportedModel naming the supported ones."""
-    import camelid.models  # noqa: F401  (importing the package registers every architecture)
-
+    _import_all()
     try:
         return ARCHITECTURES[name]
     except KeyError:
@@ -39,6 +38,15 @@ def get_architecture(name: str) -> type[nn.Module]:
 
 
 def supported_architectures() -> list[str]:
-    import camelid.models  # noqa: F401
-
+    _import_all()
     return sorted(ARCHITECTURES)
+
+
+def _import_all() -> None:
+    """Import every architecture module (each registers its classes)."""
+    import importlib
+
+    from camelid.models import ARCHITECTURE_MODULES
+
+    for module in ARCHITECTURE_MODULES:
+        importlib.import_module(f"camelid.models.{module}")

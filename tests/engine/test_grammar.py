@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -99,21 +100,22 @@ def _run(tok: Tokenizer, grammar: str, seed: int, sample: bool, steer: bool,
     or ']' get a bias growing with the step, so output the grammar would let run forever (free strings, extra
     keys) closes eventually. Returns (text, ended)."""
     gen = torch.Generator().manual_seed(seed)
+    rng = sampling.new_rng(seed)
     c = Constraint(tok, grammar)
     out: list[int] = []
     for step in range(MAX_TOKENS):
         logits = torch.rand(tok.vocab_size, generator=gen) * 10
         if steer:
             logits.add_(_closers(tok), alpha=step / 8)
-        masked = c.mask(logits)
+        masked = c.mask(logits.numpy())
         if params is not None:
-            token = sampling.sample(masked, params, out, gen)
+            token = sampling.sample(masked, params, out, rng)
         elif sample:
             gumbel = -torch.rand(tok.vocab_size, generator=gen).clamp_(min=1e-20).log_().neg_().log_()
-            token = int((masked + gumbel).argmax())
+            token = int((torch.from_numpy(masked) + gumbel).argmax())
         else:
             token = int(masked.argmax())
-        assert torch.isfinite(masked[token])
+        assert np.isfinite(masked[token])
         c.accept(token)
         if token in tok.eog_ids:
             return tok.decode(out), True
@@ -247,10 +249,10 @@ def test_forced_valid_and_invalid_text(smollm2: Tokenizer) -> None:
     for i, token in enumerate(ids):
         assert not c.is_done()
         assert c.is_accepting() is False
-        assert torch.isfinite(c.mask(torch.zeros(smollm2.vocab_size))[token]), smollm2.decode(ids[: i + 1])
+        assert np.isfinite(c.mask(np.zeros(smollm2.vocab_size, np.float32))[token]), smollm2.decode(ids[: i + 1])
         c.accept(token)
     assert c.is_done() and c.is_accepting()
-    allowed = torch.isfinite(c.mask(torch.zeros(smollm2.vocab_size))).nonzero().flatten().tolist()
+    allowed = np.flatnonzero(np.isfinite(c.mask(np.zeros(smollm2.vocab_size, np.float32)))).tolist()
     assert set(allowed) == smollm2.eog_ids  # only end-of-generation after the closing brace
     c.accept(smollm2.eos_id)
 
@@ -262,7 +264,7 @@ def test_forced_valid_and_invalid_text(smollm2: Tokenizer) -> None:
 
 def test_accept_forbidden_token_raises_and_keeps_state(smollm2: Tokenizer) -> None:
     c = Constraint(smollm2, grammar_for("json"))
-    masked = c.mask(torch.zeros(smollm2.vocab_size))
+    masked = c.mask(np.zeros(smollm2.vocab_size, np.float32))
     assert masked[smollm2.eos_id] == float("-inf")  # cannot end before anything was written
     with pytest.raises(GrammarError, match="not allowed"):
         c.accept(smollm2.eos_id)
@@ -283,18 +285,18 @@ def test_constraint_rejects_broken_grammar(smollm2: Tokenizer) -> None:
 
 def test_mask_pads_wider_logits_and_keeps_input(smollm2: Tokenizer) -> None:
     c = Constraint(smollm2, grammar_for("json"))
-    logits = torch.randn(smollm2.vocab_size + 70, generator=torch.Generator().manual_seed(0))
-    before = logits.clone()
+    logits = np.random.default_rng(0).standard_normal(smollm2.vocab_size + 70).astype(np.float32)
+    before = logits.copy()
     masked = c.mask(logits)
-    assert torch.equal(logits, before)
+    assert np.array_equal(logits, before)
     assert masked.shape == logits.shape and masked.dtype == logits.dtype
-    assert torch.isinf(masked[smollm2.vocab_size:]).all()
-    finite = torch.isfinite(masked)
-    assert torch.equal(masked[finite], logits[finite])
+    assert np.isinf(masked[smollm2.vocab_size:]).all()
+    finite = np.isfinite(masked)
+    assert np.array_equal(masked[finite], logits[finite])
     assert smollm2.decode([int(masked.argmax())]).startswith("{")
-    assert torch.equal(finite[: smollm2.vocab_size], c.allowed())
+    assert np.array_equal(finite[: smollm2.vocab_size], c.allowed())
     with pytest.raises(ValueError):
-        c.mask(torch.zeros(100))
+        c.mask(np.zeros(100, np.float32))
 
 
 @pytest.mark.parametrize("name", sorted(BOUNDED) + sorted(STEERED))

@@ -81,3 +81,15 @@ def test_broken_files_give_one_clear_error(tmp_path: Path, mutate, message: str)
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(BadModelFile, match="no such file"):
         GGUFFile(tmp_path / "absent.gguf")
+
+
+def test_common_type_sizes_match_the_gguf_package() -> None:
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    from camelid.gguf.reader import COMMON_TYPE_SIZES
+    from camelid.kernels.library import NATIVE_TYPES
+
+    for ggml_type, sizes in COMMON_TYPE_SIZES.items():
+        assert GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)] == sizes
+    names = {GGMLQuantizationType(t).name for t in NATIVE_TYPES}
+    assert names == {"Q4_0", "Q4_1", "Q5_0", "Q8_0", "Q4_K", "Q6_K"}
