@@ -69,6 +69,23 @@ def read_piped_stdin(wait: bool) -> str:
     return sys.stdin.read()
 
 
+def server_url() -> str | None:
+    """The server at CAMELID_HOST when one answers. A plain connect first: when nothing listens (the usual case
+    for a one-shot run) the HTTP client is not even imported."""
+    import socket
+
+    from camelid import config
+
+    host, port = config.host_and_port()
+    try:
+        socket.create_connection((host, port), timeout=0.25).close()
+    except OSError:
+        return None
+    from camelid.cli.remote import server_url as probe
+
+    return probe()
+
+
 def run_command(args: argparse.Namespace) -> int:
     import camelid
 
@@ -78,12 +95,19 @@ def run_command(args: argparse.Namespace) -> int:
         prompt = piped + ("\n\n" + prompt if prompt else "")
     options = options_from(args)
     from camelid.cli.progress import PullProgress
-    from camelid.cli.remote import RemoteLLM, server_url
 
     url = None if args.local else server_url()
     with PullProgress() as progress:
-        llm: Any = (RemoteLLM(url, model_name, report=progress) if url
-                    else camelid.load(model_name, report=progress, **options))
+        if url:
+            from camelid.cli.remote import RemoteLLM
+
+            llm: Any = RemoteLLM(url, model_name, report=progress)
+        elif prompt:  # one answer: the torch-free native path when it covers the model (a fast cold start)
+            from camelid.quick import load_fast
+
+            llm = load_fast(model_name, report=progress, **options)
+        else:
+            llm = camelid.load(model_name, report=progress, **options)
     if not prompt:
         if sys.stdin is None or not sys.stdin.isatty():
             return 0

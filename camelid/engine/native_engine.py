@@ -1,0 +1,39 @@
+"""The generation loop over a `NativeModel` (camelid.models.native_model): the same prompt chunks, sampler,
+stop strings and events as `Engine.generate`, without torch — what a cold one-shot `camelid run` uses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from camelid.engine.options import Options
+from camelid.engine.sequence import Done, GenerationState, Piece
+from camelid.errors import BadRequest
+
+
+class NativeEngine:
+    """One sequence at a time in the model's single cache slot."""
+
+    def __init__(self, model: Any, tokenizer: Any) -> None:
+        self.model, self.tokenizer, self.n_ctx = model, tokenizer, model.n_ctx
+
+    def prefill(self, ids: Sequence[int], num_batch: int) -> Any:
+        """Feed a prompt in chunks of `num_batch` (as Engine.prefill does); the last position's logits."""
+        if not ids:
+            raise BadRequest("the prompt is empty")
+        if len(ids) > self.n_ctx:
+            raise BadRequest(f"the prompt is {len(ids)} tokens, longer than the context window "
+                             f"(num_ctx={self.n_ctx}); shorten it or raise num_ctx")
+        logits = None
+        for start in range(0, len(ids), max(1, num_batch)):
+            logits = self.model.forward(list(ids[start:start + num_batch]), start)
+        return logits
+
+    def generate(self, ids: Sequence[int], options: Options) -> Iterator[Piece | Done]:
+        """Prefill `ids`, then sample until end of generation, a stop string, num_predict or a full context."""
+        state = GenerationState(list(ids), options, self.tokenizer, self.n_ctx)
+        logits = self.prefill(state.ids, options.num_batch)
+        state.prefilled()
+        yield from state.advance(logits)
+        while not state.finished:
+            yield from state.advance(self.model.forward([state.last_token], state.position))

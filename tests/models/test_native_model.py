@@ -1,0 +1,109 @@
+"""The torch-free native model (camelid.models.native_model) and the quick path built on it (camelid.quick):
+bit-identical logits and identical generations to the torch model, and no torch import on a one-shot run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+
+import camelid
+from camelid.engine.generate import Engine
+from camelid.gguf import GGUFFile
+from camelid.kernels import library
+from camelid.loader import load_gguf
+from camelid.models.native_model import NativeModel
+from camelid.quick import QuickLLM, load_fast
+
+pytestmark = pytest.mark.skipif(library.library() is None, reason="no native kernels on this machine")
+
+
+@pytest.fixture(autouse=True)
+def plain_float32_numerics() -> Iterator[None]:
+    """Overrides the package's float32 fixture: here both paths compute with ggml's numerics."""
+    yield
+
+
+def torch_logits_by_chunks(path: Path, n_ctx: int, ids: list[int], chunks: list[int]) -> list[np.ndarray]:
+    """The torch engine's last-position logits after each chunk of `ids` (sizes `chunks`), fed in order."""
+    model, _, _ = load_gguf(GGUFFile(path))
+    engine = Engine(model, None, n_ctx)
+    out, start = [], 0
+    for size in chunks:
+        logits = engine.forward(0, ids[start:start + size], start, all_logits=False)
+        out.append(logits[-1].numpy().copy())
+        start += size
+    return out
+
+
+def native_logits_by_chunks(model: NativeModel, ids: list[int], chunks: list[int]) -> list[np.ndarray]:
+    out, start = [], 0
+    for size in chunks:
+        out.append(model.forward(ids[start:start + size], start).copy())
+        start += size
+    return out
+
+
+def test_smollm2_logits_are_bit_identical_to_the_torch_model(smollm2_path: Path) -> None:
+    model = NativeModel.create(GGUFFile(smollm2_path), 256)
+    assert model is not None
+    ids = camelid.load(str(smollm2_path)).tokenize("The quick brown fox jumps over the lazy dog, and then it runs "
+                                                   "away to the")
+    chunks = [7, len(ids) - 10, 1, 1, 1]  # a prompt in two chunks, then one token at a time
+    for native, reference in zip(native_logits_by_chunks(model, ids, chunks),
+                                 torch_logits_by_chunks(smollm2_path, 256, ids, chunks), strict=True):
+        assert np.array_equal(native, reference)
+
+
+@pytest.mark.parametrize("name", ["llama", "llama3_rope"])  # untied output / tied with rope_freqs factors
+def test_tiny_llama_logits_are_bit_identical(name: str, tmp_path: Path, write_tiny_gguf: Callable) -> None:
+    path = write_tiny_gguf(name, tmp_path / f"{name}.gguf", quantize=gguf.GGMLQuantizationType.Q8_0)
+    model = NativeModel.create(GGUFFile(path), 64)
+    assert model is not None
+    ids = np.random.default_rng(3).integers(0, model.config.vocab_size, 20).tolist()
+    chunks = [12, 1, 4, 1, 1, 1]
+    for native, reference in zip(native_logits_by_chunks(model, ids, chunks),
+                                 torch_logits_by_chunks(path, 64, ids, chunks), strict=True):
+        assert np.array_equal(native, reference)
+
+
+def test_models_outside_the_native_path_are_refused(tmp_path: Path, write_tiny_gguf: Callable, gemma3_path: Path,
+                                                    smollm2_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert NativeModel.create(GGUFFile(gemma3_path), 64) is None  # another architecture
+    assert isinstance(load_fast(str(gemma3_path)), camelid.LLM)  # load_fast then loads the torch model
+    f32 = write_tiny_gguf("llama", tmp_path / "f32.gguf")  # F32 projections: no native kernel reads them
+    assert NativeModel.create(GGUFFile(f32), 64) is None
+    assert isinstance(load_fast(str(smollm2_path)), QuickLLM)
+    monkeypatch.setenv("CAMELID_QUICK", "0")
+    assert isinstance(load_fast(str(smollm2_path)), camelid.LLM)
+
+
+@pytest.mark.parametrize("options", [{"temperature": 0.0}, {"seed": 11}, {"seed": 5, "temperature": 1.2,
+                                                                            "repeat_penalty": 1.3}])
+def test_quick_chat_generates_the_torch_models_tokens(smollm2_path: Path, options: dict) -> None:
+    messages = [{"role": "user", "content": "Name three colours of the rainbow."}]
+    quick = load_fast(str(smollm2_path), num_predict=24, num_ctx=512)
+    full = camelid.load(str(smollm2_path), num_predict=24, num_ctx=512)
+    assert isinstance(quick, QuickLLM)
+    a, b = quick.chat(messages, **options), full.chat(messages, **options)
+    assert a.result() == b.result()
+    assert a.tokens == b.tokens and len(a.tokens) > 0
+    assert a.stats is not None and a.stats.eval_count == len(a.tokens)
+
+
+def test_one_shot_run_does_not_import_torch(smollm2_path: Path, tmp_path: Path) -> None:
+    code = ("import sys\nfrom camelid.cli.main import main\ncode = main(['run', '--local', sys.argv[1], 'hi', "
+            "'--num-predict', '8'])\nprint('torch imported:', 'torch' in sys.modules, file=sys.stderr)\n"
+            "sys.exit(code)\n")
+    env = dict(os.environ, CAMELID_HOME=str(tmp_path / "home"))
+    result = subprocess.run([sys.executable, "-c", code, str(smollm2_path)], capture_output=True, text=True,
+                            env=env, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+    assert "torch imported: False" in result.stderr
