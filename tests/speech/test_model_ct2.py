@@ -20,7 +20,7 @@ import torch
 
 from camelid.errors import BadModelFile, BadRequest, UnknownModel, UnsupportedModel
 from camelid.speech.loaders.ct2 import load_whisper, read_model_bin, read_whisper
-from camelid.speech.model import ModelDimensions, Whisper, sinusoids
+from camelid.speech.model import ModelDimensions, Whisper, linear, sinusoids
 from camelid.speech.tokenizer import LANGUAGES, WhisperTokenizer
 
 TINY = ModelDimensions(n_mels=4, n_audio_ctx=6, n_audio_state=8, n_audio_head=2, n_audio_layer=2, n_vocab=20,
@@ -342,6 +342,24 @@ def test_output_projection_equals_the_plain_product(tiny_model, shape):
     logits = tiny_model.decoder.project(hidden)
     assert logits.shape == (*shape, TINY.n_vocab) and logits.is_contiguous()
     torch.testing.assert_close(logits, hidden @ weight.T, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 5, 32, 33])
+@pytest.mark.parametrize("bias", [True, False])
+def test_few_rows_linear_equals_nn_linear_and_keeps_hooks(rows, bias):
+    torch.manual_seed(4)
+    layer = torch.nn.Linear(24, 40, bias=bias)
+    x = torch.randn(rows, 1, 24)
+    out = linear(x, layer)
+    assert out.shape == (rows, 1, 40) and out.is_contiguous()
+    torch.testing.assert_close(out, layer(x), rtol=0, atol=1e-5)
+    seen = []
+    handle = layer.register_forward_hook(lambda _module, _inputs, output: seen.append(output))
+    try:
+        linear(x, layer)
+    finally:
+        handle.remove()
+    assert len(seen) == 1  # a hooked layer still runs as a module (word timestamps rely on it)
 
 
 def test_logits_of_chosen_positions_equal_those_of_every_position(tiny_model):
