@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from camelid.errors import BadModelFile, UnsupportedModel
+from camelid.gguf import header_cache
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
@@ -169,11 +170,29 @@ class GGUFFile:
         n_tensors, n_kv = cur.u64("tensor count"), cur.u64("metadata count")
         if n_tensors > MAX_COUNT or n_kv > MAX_COUNT:
             raise BadModelFile(f"{self.path}: not a valid GGUF file (claims {n_tensors} tensors, {n_kv} keys)")
-        self.metadata: dict[str, Any] = {}
+        cached = header_cache.load(self.path)
+        if cached is not None:
+            self.metadata, raw_infos, header_end = cached
+        else:
+            self.metadata, raw_infos = self._read_header(cur, n_tensors, n_kv)
+            header_end = cur.pos
+            header_cache.save(self.path, (self.metadata, raw_infos, header_end))
+        alignment = int(self.metadata.get("general.alignment", DEFAULT_ALIGNMENT))
+        if alignment <= 0 or alignment & (alignment - 1):
+            raise BadModelFile(f"{self.path}: invalid general.alignment {alignment}")
+        self.data_offset = -(-header_end // alignment) * alignment
+        self.tensors: dict[str, TensorInfo] = {}
+        for name, ne, ggml_type, rel in raw_infos:
+            self.tensors[name] = self._tensor(name, ne, ggml_type, rel, alignment)
+
+    @staticmethod
+    def _read_header(cur: _Cursor, n_tensors: int, n_kv: int) -> tuple[dict[str, Any], list[tuple]]:
+        """The metadata and the raw tensor infos (name, ne, type, relative offset), read in file order."""
+        metadata: dict[str, Any] = {}
         for _ in range(n_kv):
             key = cur.string("metadata key")
             vtype = cur.u32(f"type of {key}")
-            self.metadata[key] = cur.value(vtype, key)
+            metadata[key] = cur.value(vtype, key)
         raw_infos = []
         for _ in range(n_tensors):
             name = cur.string("tensor name")
@@ -182,13 +201,7 @@ class GGUFFile:
                 raise cur.fail(f"tensor {name} has {n_dims} dimensions")
             ne = [cur.u64(f"shape of {name}") for _ in range(n_dims)]
             raw_infos.append((name, ne, cur.u32(f"type of {name}"), cur.u64(f"offset of {name}")))
-        alignment = int(self.metadata.get("general.alignment", DEFAULT_ALIGNMENT))
-        if alignment <= 0 or alignment & (alignment - 1):
-            raise BadModelFile(f"{self.path}: invalid general.alignment {alignment}")
-        self.data_offset = -(-cur.pos // alignment) * alignment
-        self.tensors: dict[str, TensorInfo] = {}
-        for name, ne, ggml_type, rel in raw_infos:
-            self.tensors[name] = self._tensor(name, ne, ggml_type, rel, alignment)
+        return metadata, raw_infos
 
     def _tensor(self, name: str, ne: list[int], ggml_type: int, rel: int, alignment: int) -> TensorInfo:
         if name in self.tensors:

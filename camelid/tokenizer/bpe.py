@@ -9,6 +9,7 @@ dropped, as in llama.cpp). Results are cached per pre-token because real text re
 from __future__ import annotations
 
 import heapq
+from typing import Protocol
 
 
 def _byte_to_unicode() -> list[str]:
@@ -52,12 +53,18 @@ def byte_level_decode(token_text: str) -> bytes:
     return bytes(out)
 
 
+class Ranks(Protocol):
+    """Merge ranks by pair (camelid.tokenizer.vocab.MergeRanks)."""
+
+    def get(self, pair: tuple[str, str], default: int | None = None) -> int | None: ...
+
+
 class BPEModel:
     """Merges one byte-encoded pre-token at a time into token ids."""
 
     _CACHE_LIMIT = 100_000
 
-    def __init__(self, ranks: dict[tuple[str, str], int], token_to_id: dict[str, int],
+    def __init__(self, ranks: Ranks, token_to_id: dict[str, int],
                  ignore_merges: bool = False) -> None:
         self.ranks = ranks
         self.token_to_id = token_to_id
