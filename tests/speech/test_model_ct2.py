@@ -333,7 +333,7 @@ def test_prepare_for_decoding_changes_nothing_but_the_layout(tiny_state):
     torch.testing.assert_close(model.logits(tokens, audio), before, rtol=0, atol=1e-5)
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (1, 2), (5, 1), (3, 4), (7,)])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 2), (5, 1), (3, 4), (7,), (33,), (2, 20)])
 def test_output_projection_equals_the_plain_product(tiny_model, shape):
     """`TextDecoder.project` computes (E @ h.T).T, a single row doubled: the same logits as h @ E.T."""
     torch.manual_seed(2)
