@@ -303,9 +303,13 @@ class KVCache:
             raise ValueError(f"reorder indices must be a list of row numbers below {rows}")
         end = self.position
         if index.numel() == rows:
-            for buffers in (self.self_keys, self.self_values):
-                for buffer in buffers:
-                    buffer[:, :, :end] = buffer[index, :, :end]
+            # only the rows that take another row's history are written (beams mostly keep their own)
+            moved = (index != torch.arange(rows, device=index.device)).nonzero().flatten()
+            if moved.numel():
+                sources = index[moved]
+                for buffers in (self.self_keys, self.self_values):
+                    for buffer in buffers:
+                        buffer[moved, :, :end] = buffer[sources, :, :end]
         else:
             self.self_keys = [buffer[index] for buffer in self.self_keys]
             self.self_values = [buffer[index] for buffer in self.self_values]

@@ -285,6 +285,21 @@ def test_cached_decoding_equals_a_full_pass_and_rows_are_independent(tiny_model)
     torch.testing.assert_close(full[1:], alone, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("order", [[0, 1, 2, 3], [0, 0, 2, 3], [1, 0, 3, 2], [3, 3, 3, 0], [2, 3, 0, 1]])
+def test_reorder_gives_each_row_its_source_history(tiny_model, order):
+    """Rows that keep their own history are left alone; the others get a copy of their source row's."""
+    torch.manual_seed(5)
+    cache = tiny_model.new_cache(4)
+    for buffer in cache.self_keys + cache.self_values:
+        buffer.copy_(torch.randn_like(buffer))
+    cache.position = 6
+    before = [buffer.clone() for buffer in cache.self_keys + cache.self_values]
+    cache.reorder(order)
+    for old, new in zip(before, cache.self_keys + cache.self_values, strict=True):
+        assert torch.equal(new[:, :, :6], old[order, :, :6])
+        assert torch.equal(new[:, :, 6:], old[:, :, 6:])  # past the position: untouched
+
+
 def test_rows_sharing_a_segment_match_repeated_audio_and_survive_reordering(tiny_model):
     torch.manual_seed(1)
     audio = tiny_model.embed_audio(torch.randn(2, TINY.n_mels, 2 * TINY.n_audio_ctx))
