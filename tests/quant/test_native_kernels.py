@@ -68,6 +68,19 @@ def test_native_q0_formats_match_block_formula(ggml_type: int) -> None:
 
 
 @needs_native
+@pytest.mark.parametrize("ggml_type", [T.Q4_0, T.Q5_0, T.Q8_0])
+@pytest.mark.parametrize("n_tokens", [8, 9, 70, 133])  # tiles of 64 whose weight rows are unpacked once, leftovers
+def test_native_q0_batches_equal_rows_alone(ggml_type: int, n_tokens: int) -> None:
+    """Large batches read Q4_0/Q5_0 rows unpacked to Q8_0 once per tile: every result stays bit-identical to the
+    same row computed alone (the single-row kernel reads the original blocks)."""
+    layer = quant_layer(ggml_type, 40, 640, 8)
+    x = torch.randn(n_tokens, 640, generator=torch.Generator().manual_seed(9))
+    batch = native.matmul_blocks(x, layer.weight, ggml_type, 40, 640)
+    for t in range(n_tokens):
+        assert torch.equal(batch[t], native.matmul_blocks(x[t:t + 1], layer.weight, ggml_type, 40, 640)[0]), t
+
+
+@needs_native
 def test_native_swiglu_is_silu_times_up() -> None:
     gen = torch.Generator().manual_seed(8)
     gate, up = torch.randn(3, 100, generator=gen) * 6, torch.randn(3, 100, generator=gen)  # 100: a scalar tail

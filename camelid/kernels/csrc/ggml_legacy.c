@@ -395,3 +395,14 @@ void camelid_set_threads(int n) {
 
 /* the digest of the sources and flags this library was built from (camelid/kernels/build.py) */
 const char *camelid_digest(void) { return CAMELID_DIGEST; }
+
+/* A Q4_0 or Q5_0 weight row rewritten as Q8_0 blocks (the same fp16 scale, the signed values the dot products
+ * use): a batch unpacks each row once per tile of tokens instead of once per group of four, and the Q8_0 kernel
+ * then computes exactly what the original format's kernel computes (the same integer lanes and scales). */
+void camelid_q0_row_to_q8_0(const uint8_t *w, int type, int64_t n_blocks, uint8_t *out) {
+    const int64_t block_bytes = type == 2 ? 18 : 22;
+    for (int64_t b = 0; b < n_blocks; ++b, w += block_bytes, out += 34) {
+        memcpy(out, w, 2);
+        _mm256_storeu_si256((__m256i *) (out + 2), signed_values(w, type));
+    }
+}

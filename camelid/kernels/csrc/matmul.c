@@ -34,6 +34,7 @@ void camelid_dot_x8p_q4_1(const uint8_t *, const uint8_t *, int64_t, int64_t, fl
 void camelid_pack_q8_1x4(const uint8_t *, int64_t, int64_t, int64_t, uint8_t *);
 void camelid_dot_x4p_q0(const uint8_t *, int, const uint8_t *, int64_t, float *, int64_t);
 void camelid_pack_q8_0x4(const uint8_t *, int64_t, int64_t, int64_t, uint8_t *);
+void camelid_q0_row_to_q8_0(const uint8_t *, int, int64_t, uint8_t *);
 void camelid_quantize_q8_0(const float *x, void *y, int64_t n);
 void camelid_quantize_q8_1(const float *x, void *y, int64_t n);
 void camelid_quantize_q8_K(const float *x, void *y, int64_t n);
@@ -125,8 +126,10 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
     enum { ROWS = 16, TOKENS = 64 };
     int64_t blocks = 0;
     for (int m = 0; m < count; ++m) blocks += (n_outs[m] + ROWS - 1) / ROWS;
+    enum { UNPACKED_BLOCKS = 1024 };
     #pragma omp parallel for schedule(static)
     for (int64_t blk = 0; blk < blocks; ++blk) {
+        uint8_t unpacked[34 * UNPACKED_BLOCKS]; /* one Q4_0/Q5_0 row as Q8_0 (n_in up to 32768) */
         int m = 0;
         int64_t first = blk, offset = 0;
         while (first >= (n_outs[m] + ROWS - 1) / ROWS) { first -= (n_outs[m] + ROWS - 1) / ROWS; offset += n_outs[m]; ++m; }
@@ -141,10 +144,17 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
         for (int64_t t0 = 0; t0 < n_tokens; t0 += TOKENS) {
             const int64_t t_end = t0 + TOKENS < n_tokens ? t0 + TOKENS : n_tokens;
             for (int64_t o = o_begin; o < o_end; ++o) {
-                const uint8_t *w = (const uint8_t *) weights[m] + o * row_bytes;
+                const uint8_t *const row = (const uint8_t *) weights[m] + o * row_bytes;
+                const uint8_t *w = row; /* the packed kernels may read an unpacked copy; the others read the row */
                 float *column = out + offset + o;
                 int64_t t = t0;
                 const int q41 = f->type == 3, q0 = f->type == 2 || f->type == 6 || f->type == 8;
+                int q0_type = f->type;
+                if ((f->type == 2 || f->type == 6) && t_end - t0 >= 8 && n_in <= 32 * UNPACKED_BLOCKS) {
+                    camelid_q0_row_to_q8_0(w, f->type, n_in / 32, unpacked); /* once for the whole tile */
+                    w = unpacked;
+                    q0_type = 8;
+                }
                 if (q41) /* Q4_1: eight rows at a time where there are eight */
                     for (; t + 8 <= t_end; t += 8)
                         camelid_dot_x8p_q4_1(w, packed + t * q81_bytes, 4 * q81_bytes, n_in, column + t * out_stride,
@@ -156,7 +166,7 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
                         float *dst = rows == 4 ? column + t * out_stride : four;
                         const int64_t stride_out = rows == 4 ? out_stride : 1;
                         if (q41) camelid_dot_x4p_q4_1(w, packed + t * q81_bytes, n_in, dst, stride_out);
-                        else camelid_dot_x4p_q0(w, f->type, packed0 + t * q80_bytes, n_in, dst, stride_out);
+                        else camelid_dot_x4p_q0(w, q0_type, packed0 + t * q80_bytes, n_in, dst, stride_out);
                         if (rows < 4)
                             for (int64_t j = 0; j < rows; ++j) column[(t + j) * out_stride] = four[j];
                         if (rows < 4) { t += rows; break; }
@@ -164,8 +174,8 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
                 }
                 if (f->dot_x4)
                     for (; t + 4 <= t_end; t += 4)
-                        f->dot_x4(w, acts[f->act] + t * stride, stride, n_in, column + t * out_stride, out_stride, n_tokens);
-                for (; t < t_end; ++t) column[t * out_stride] = f->dot(w, acts[f->act] + t * stride, n_in, t, n_tokens);
+                        f->dot_x4(row, acts[f->act] + t * stride, stride, n_in, column + t * out_stride, out_stride, n_tokens);
+                for (; t < t_end; ++t) column[t * out_stride] = f->dot(row, acts[f->act] + t * stride, n_in, t, n_tokens);
             }
         }
     }
