@@ -87,8 +87,6 @@ def server_url() -> str | None:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    import camelid
-
     model_name, prompt = split_words(args.words)
     piped = read_piped_stdin(wait=not prompt)
     if piped.strip():
@@ -102,12 +100,10 @@ def run_command(args: argparse.Namespace) -> int:
             from camelid.cli.remote import RemoteLLM
 
             llm: Any = RemoteLLM(url, model_name, report=progress)
-        elif prompt:  # one answer: the torch-free native path when it covers the model (a fast cold start)
+        else:  # the torch-free native path when it covers the model: a fast cold start
             from camelid.quick import load_fast
 
             llm = load_fast(model_name, report=progress, **options)
-        else:
-            llm = camelid.load(model_name, report=progress, **options)
     if not prompt:
         if sys.stdin is None or not sys.stdin.isatty():
             return 0

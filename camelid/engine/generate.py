@@ -14,7 +14,7 @@ import torch
 from camelid.engine.kv_cache import PADDING_POSITION
 from camelid.engine.options import Options
 from camelid.engine.sampling import SamplingParams, top_k_first
-from camelid.engine.sequence import Done, GenerationState, Piece, Stats, TokenizerLike
+from camelid.engine.sequence import Done, GenerationState, Piece, Stats, TokenizerLike, common_prefix
 from camelid.errors import BadRequest
 
 __all__ = ["Done", "Engine", "GenerationState", "Piece", "Stats", "common_prefix", "paused_gc"]
@@ -197,12 +197,3 @@ def paused_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    """Length of the longest common prefix of two token lists."""
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i

@@ -7,26 +7,37 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from camelid.engine.options import Options
-from camelid.engine.sequence import Done, GenerationState, Piece
+from camelid.engine.sequence import Done, GenerationState, Piece, common_prefix
 from camelid.errors import BadRequest
 
 
 class NativeEngine:
-    """One sequence at a time in the model's single cache slot."""
+    """One sequence at a time in the model's single cache slot, which remembers the tokens it holds: a prompt
+    that extends the previous conversation (a chat's next turn) only prefills what is new, as Engine does."""
 
     def __init__(self, model: Any, tokenizer: Any) -> None:
         self.model, self.tokenizer, self.n_ctx = model, tokenizer, model.n_ctx
+        self.held: list[int] = []
+
+    def forward(self, ids: Sequence[int], start: int) -> Any:
+        """Run `ids` at positions start.. and record them as what the cache holds; the last logits."""
+        logits = self.model.forward(list(ids), start)
+        del self.held[start:]
+        self.held.extend(ids)
+        return logits
 
     def prefill(self, ids: Sequence[int], num_batch: int) -> Any:
-        """Feed a prompt in chunks of `num_batch` (as Engine.prefill does); the last position's logits."""
+        """Feed a prompt in chunks of `num_batch` (as Engine.prefill does) from the end of the cached prefix it
+        shares (at least its last token runs again); the last position's logits."""
         if not ids:
             raise BadRequest("the prompt is empty")
         if len(ids) > self.n_ctx:
             raise BadRequest(f"the prompt is {len(ids)} tokens, longer than the context window "
                              f"(num_ctx={self.n_ctx}); shorten it or raise num_ctx")
+        first = min(common_prefix(self.held, ids), len(ids) - 1)
         logits = None
-        for start in range(0, len(ids), max(1, num_batch)):
-            logits = self.model.forward(list(ids[start:start + num_batch]), start)
+        for start in range(first, len(ids), max(1, num_batch)):
+            logits = self.forward(ids[start:start + num_batch], start)
         return logits
 
     def generate(self, ids: Sequence[int], options: Options) -> Iterator[Piece | Done]:
@@ -36,4 +47,4 @@ class NativeEngine:
         state.prefilled()
         yield from state.advance(logits)
         while not state.finished:
-            yield from state.advance(self.model.forward([state.last_token], state.position))
+            yield from state.advance(self.forward([state.last_token], state.position))

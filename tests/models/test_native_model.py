@@ -107,3 +107,20 @@ def test_one_shot_run_does_not_import_torch(smollm2_path: Path, tmp_path: Path) 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
     assert "torch imported: False" in result.stderr
+
+
+def test_quick_chat_reuses_the_previous_turn(smollm2_path: Path) -> None:
+    """A chat's next turn prefills only what is new, and answers as the torch engine (which reuses too)."""
+    quick = load_fast(str(smollm2_path), num_predict=12, num_ctx=512, temperature=0.0)
+    full = camelid.load(str(smollm2_path), num_predict=12, num_ctx=512, temperature=0.0)
+    assert isinstance(quick, QuickLLM)
+    messages = [{"role": "user", "content": "Say a colour."}]
+    first = quick.chat(messages).result()
+    assert first == full.chat(messages).result()
+    sizes: list[int] = []
+    forward = quick.engine.model.forward
+    quick.engine.model.forward = lambda ids, start: (sizes.append(len(ids)), forward(ids, start))[1]
+    follow = [*messages, {"role": "assistant", "content": first}, {"role": "user", "content": "And another one?"}]
+    answer = quick.chat(follow)
+    assert answer.result() == full.chat(follow).result()
+    assert sizes[0] < len(quick.chat_ids(follow)) / 2  # the first turn's tokens were not computed again
