@@ -35,6 +35,8 @@ void camelid_pack_q8_1x4(const uint8_t *, int64_t, int64_t, int64_t, uint8_t *);
 void camelid_dot_x4p_q0(const uint8_t *, int, const uint8_t *, int64_t, float *, int64_t);
 void camelid_pack_q8_0x4(const uint8_t *, int64_t, int64_t, int64_t, uint8_t *);
 void camelid_q0_row_to_q8_0(const uint8_t *, int, int64_t, uint8_t *);
+int camelid_has_vnni(void);
+void camelid_dot_x8p_q8_0(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t);
 void camelid_quantize_q8_0(const float *x, void *y, int64_t n);
 void camelid_quantize_q8_1(const float *x, void *y, int64_t n);
 void camelid_quantize_q8_K(const float *x, void *y, int64_t n);
@@ -155,6 +157,10 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
                     w = unpacked;
                     q0_type = 8;
                 }
+                if (q0 && q0_type == 8 && camelid_has_vnni()) /* Q8_0 (or unpacked Q4_0/Q5_0): eight rows at once */
+                    for (; t + 8 <= t_end; t += 8)
+                        camelid_dot_x8p_q8_0(w, packed0 + t * q80_bytes, 4 * q80_bytes, n_in, column + t * out_stride,
+                                             out_stride);
                 if (q41) /* Q4_1: eight rows at a time where there are eight */
                     for (; t + 8 <= t_end; t += 8)
                         camelid_dot_x8p_q4_1(w, packed + t * q81_bytes, 4 * q81_bytes, n_in, column + t * out_stride,
