@@ -212,24 +212,38 @@ static void dot_x4_q4_K(int64_t n_blocks, const block_q4_K *x, const uint8_t *a,
         const __m128 d8 = _mm_setr_ps(y[0]->d, y[1]->d, y[2]->d, y[3]->d);
         const __m128 scale = _mm_mul_ps(_mm_set1_ps(half_to_float(x[b].d)), d8);      /* d_w * d_a per row */
         const __m128 scale_min = _mm_mul_ps(_mm_set1_ps(half_to_float(x[b].dmin)), d8);
+        /* the min terms of the four rows, vectorized: madd(bsums, mins repeated per half sub-block) gives lane k =
+         * mn[k] * (bsums[2k] + bsums[2k+1]); pairs of lanes make each pair of sub-blocks; transposed so that
+         * imin[j] holds pair j of the four rows (exact integers, as the scalar sums) */
+        const __m256i mins = _mm256_setr_epi16((short) mn[0], (short) mn[0], (short) mn[1], (short) mn[1],
+            (short) mn[2], (short) mn[2], (short) mn[3], (short) mn[3], (short) mn[4], (short) mn[4], (short) mn[5],
+            (short) mn[5], (short) mn[6], (short) mn[6], (short) mn[7], (short) mn[7]);
+        __m256i terms[4];
+        for (int t = 0; t < 4; ++t)
+            terms[t] = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) y[t]->bsums), mins);
+        const __m256i h01 = _mm256_hadd_epi32(terms[0], terms[1]), h23 = _mm256_hadd_epi32(terms[2], terms[3]);
+        const __m128 lo01 = _mm_castsi128_ps(_mm256_castsi256_si128(h01)), lo23 = _mm_castsi128_ps(_mm256_castsi256_si128(h23));
+        const __m128 hi01 = _mm_castsi128_ps(_mm256_extracti128_si256(h01, 1));
+        const __m128 hi23 = _mm_castsi128_ps(_mm256_extracti128_si256(h23, 1));
+        const __m128i imin[4] = {_mm_castps_si128(_mm_shuffle_ps(lo01, lo23, _MM_SHUFFLE(2, 0, 2, 0))),
+                                 _mm_castps_si128(_mm_shuffle_ps(lo01, lo23, _MM_SHUFFLE(3, 1, 3, 1))),
+                                 _mm_castps_si128(_mm_shuffle_ps(hi01, hi23, _MM_SHUFFLE(2, 0, 2, 0))),
+                                 _mm_castps_si128(_mm_shuffle_ps(hi01, hi23, _MM_SHUFFLE(3, 1, 3, 1)))};
         for (int j = 0; j < 4; ++j) {
             const __m256i packed = _mm256_loadu_si256((const __m256i *) (x[b].qs + 32 * j));
             const __m256i lo = _mm256_and_si256(packed, m15), hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), m15);
             const __m256i sc_lo = _mm256_set1_epi16((short) sc[2 * j]), sc_hi = _mm256_set1_epi16((short) sc[2 * j + 1]);
             __m256i v[4];
-            int32_t imin[4];
             for (int t = 0; t < 4; ++t) {
                 const __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *) (y[t]->qs + 64 * j)));
                 const __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *) (y[t]->qs + 64 * j + 32)));
                 v[t] = _mm256_add_epi32(_mm256_madd_epi16(p_lo, sc_lo), _mm256_madd_epi16(p_hi, sc_hi));
-                imin[t] = mn[2 * j] * (y[t]->bsums[4 * j] + y[t]->bsums[4 * j + 1])
-                        + mn[2 * j + 1] * (y[t]->bsums[4 * j + 2] + y[t]->bsums[4 * j + 3]);
             }
             /* the four rows' integer sums side by side (exact, in any grouping) */
             const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
             const __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
             acc = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), scale, acc);
-            acc_min = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_loadu_si128((const __m128i *) imin)), scale_min, acc_min);
+            acc_min = _mm_fmadd_ps(_mm_cvtepi32_ps(imin[j]), scale_min, acc_min);
         }
     }
     float result[4];
