@@ -152,15 +152,18 @@ float camelid_dot_q6_K(const uint8_t *w, const uint8_t *a, int64_t n_in, int64_t
                          : dot_q6_K_q8_K(n_in / 256, x, y);
 }
 
-/* the 6-bit scale and min of sub-block j of a Q4_K/Q5_K super-block (ggml's get_scale_min_k4) */
-static inline void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
-    if (j < 4) {
-        *sc = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
+/* the eight 6-bit scales and mins of a Q4_K/Q5_K super-block (ggml's get_scale_min_k4 for j = 0..7), all at once
+ * with 32-bit masks as ggml's AVX2 code unpacks them */
+static inline void scales_mins_k4(const uint8_t *q, uint8_t sc[8], uint8_t mn[8]) {
+    uint32_t u[4];
+    memcpy(u, q, 12);
+    u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+    const uint32_t mins_low = u[1] & 0x3f3f3f3f;
+    u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+    u[2] = mins_low;
+    u[0] &= 0x3f3f3f3f;
+    memcpy(sc, u, 8);
+    memcpy(mn, u + 2, 8);
 }
 
 /* pairs = 1: sums per super-block (gemv); pairs = 4: per pair of sub-blocks (gemm). The integer sums are formed
@@ -170,8 +173,8 @@ static float dot_q4_K_q8_K(int64_t n_blocks, const block_q4_K *x, const block_q8
     const __m256i m15 = _mm256_set1_epi8(15);
     for (int64_t b = 0; b < n_blocks; ++b) {
         const float scale = half_to_float(x[b].d) * y[b].d, scale_min = half_to_float(x[b].dmin) * y[b].d;
-        int sc[8], mn[8];
-        for (int s = 0; s < 8; ++s) scale_min_k4(s, x[b].scales, &sc[s], &mn[s]);
+        uint8_t sc[8], mn[8];
+        scales_mins_k4(x[b].scales, sc, mn);
         __m256i part_sum = _mm256_setzero_si256();
         int32_t imin = 0;
         for (int j = 0; j < 4; ++j) { /* sub-blocks 2j (low nibbles) and 2j+1 (high nibbles) */
@@ -207,17 +210,18 @@ static void dot_x4_q4_K(int64_t n_blocks, const block_q4_K *x, const uint8_t *a,
     const block_q8_K *y[4];
     for (int64_t b = 0; b < n_blocks; ++b) {
         for (int t = 0; t < 4; ++t) y[t] = (const block_q8_K *) (a + t * a_stride) + b;
-        int sc[8], mn[8];
-        for (int s = 0; s < 8; ++s) scale_min_k4(s, x[b].scales, &sc[s], &mn[s]);
+        uint8_t sc[8], mn[8];
+        scales_mins_k4(x[b].scales, sc, mn);
         const __m128 d8 = _mm_setr_ps(y[0]->d, y[1]->d, y[2]->d, y[3]->d);
         const __m128 scale = _mm_mul_ps(_mm_set1_ps(half_to_float(x[b].d)), d8);      /* d_w * d_a per row */
         const __m128 scale_min = _mm_mul_ps(_mm_set1_ps(half_to_float(x[b].dmin)), d8);
         /* the min terms of the four rows, vectorized: madd(bsums, mins repeated per half sub-block) gives lane k =
          * mn[k] * (bsums[2k] + bsums[2k+1]); pairs of lanes make each pair of sub-blocks; transposed so that
          * imin[j] holds pair j of the four rows (exact integers, as the scalar sums) */
-        const __m256i mins = _mm256_setr_epi16((short) mn[0], (short) mn[0], (short) mn[1], (short) mn[1],
-            (short) mn[2], (short) mn[2], (short) mn[3], (short) mn[3], (short) mn[4], (short) mn[4], (short) mn[5],
-            (short) mn[5], (short) mn[6], (short) mn[6], (short) mn[7], (short) mn[7]);
+        uint64_t mn8;
+        memcpy(&mn8, mn, 8);
+        const __m128i mn16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long) mn8));
+        const __m256i mins = _mm256_set_m128i(_mm_unpackhi_epi16(mn16, mn16), _mm_unpacklo_epi16(mn16, mn16));
         __m256i terms[4];
         for (int t = 0; t < 4; ++t)
             terms[t] = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) y[t]->bsums), mins);
