@@ -124,6 +124,24 @@ def test_native_attention_matches_float64(window: int | None, n_tokens: int) -> 
 
 
 @needs_native
+@pytest.mark.parametrize("window", [None, 5])
+@pytest.mark.parametrize("dim", [64, 80])  # whole tiles of 64 values, and a last tile of 16
+def test_native_prefill_attention_matches_float64(window: int | None, dim: int) -> None:
+    """One sequence of 24 tokens: the path that widens the cache to float32 and sums each lane over a tile."""
+    from camelid.kernels.attention import attention_mask, grouped_attention
+
+    keys, values = random_cache(1, 2, 64, dim, 11)
+    q = torch.randn(1, 24, 4, dim, generator=torch.Generator().manual_seed(12))
+    positions = torch.arange(5, 29)[None]
+    slots = torch.tensor([0])
+    out = native.attention(q, keys, values, slots, positions, 29, window, 0.2)
+    expected = grouped_attention(q.transpose(1, 2), keys[slots, :, :29].float(), values[slots, :, :29].float(),
+                                 attention_mask(positions, 29, window), 0.2).transpose(1, 2)
+    assert out is not None and out.shape == (1, 24, 4, dim)
+    assert (out - expected).abs().max() < 5e-3
+
+
+@needs_native
 def test_native_attention_orders_differ_as_ggml_does() -> None:
     """One token alone uses ggml_vec_dot_f16's order, two or more tinyBLAS's: the same query can round differently."""
     keys, values = random_cache(1, 1, 300, 64, 11)

@@ -174,7 +174,7 @@ static inline int visible(int64_t key, int64_t query, int64_t window) {
 /* q [n_q, H, Dk] float32 (n_q = B*T tokens, positions [n_q], -1 = padding), caches [n_slots, Hkv, n_ctx, D] fp16,
  * slots [B]; out [n_q, H, Dv]. tiny != 0: the batch holds two or more tokens (tinyBLAS order). k_new/v_new
  * [n_q, Hkv, D] float32 (or NULL): first stored in the cache at their positions, rounded to fp16. */
-void camelid_attention_f16(const float *q, uint16_t *k_cache, uint16_t *v_cache, const int64_t *slots,
+static inline __attribute__((always_inline)) void attention_impl(const float *q, uint16_t *k_cache, uint16_t *v_cache, const int64_t *slots,
                            const int64_t *positions, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t Dk,
                            int64_t Dv, int64_t n_ctx, int64_t n_keys, int64_t window, float scale, int tiny,
                            float *out, const float *k_new, const float *v_new) {
@@ -262,18 +262,30 @@ void camelid_attention_f16(const float *q, uint16_t *k_cache, uint16_t *v_cache,
                 const __m256 inv = _mm256_set1_ps((float) (1.0 / sum));
                 for (int64_t c = c_begin; c < c_end; c += 8)
                     _mm256_storeu_ps(prob + c, round_to_half_8(_mm256_mul_ps(_mm256_loadu_ps(prob + c), inv)));
-                if (wide_v) { /* tinyBLAS order, the 16 lane accumulators of 8 values at a time in registers; the
+                if (wide_v) { /* tinyBLAS order: lane l sums the keys c = l (mod 16) in increasing order. One lane at a
+                               * time over a tile of 64 values: each key row's tile is read in one piece and its
+                               * probability broadcast once (the loads per multiply-add drop from two to one). The
                                * masked keys of the chunks carry probability 0 and a finite (or zero) row: no-ops */
-                    for (int64_t d = 0; d < Dv; d += 8) {
-                        __m256 lane[16];
-                        for (int l = 0; l < 16; ++l) lane[l] = _mm256_setzero_ps();
-                        for (int64_t c0 = c_begin; c0 < c_end; c0 += 16) {
-                            const float *v = wide_v + c0 * Dv + d;
-                            #pragma GCC unroll 16
-                            for (int l = 0; l < 16; ++l)
-                                lane[l] = _mm256_fmadd_ps(_mm256_loadu_ps(v + l * Dv), _mm256_set1_ps(prob[c0 + l]), lane[l]);
+                    for (int64_t d0 = 0; d0 < Dv; d0 += 64) {
+                        const int nd = Dv - d0 < 64 ? (int) ((Dv - d0) / 8) : 8;
+                        for (int l = 0; l < 16; ++l) {
+                            __m256 a[8];
+                            for (int k = 0; k < 8; ++k) a[k] = _mm256_setzero_ps();
+                            if (nd == 8)
+                                for (int64_t c = c_begin + l; c < c_end; c += 16) {
+                                    const __m256 pc = _mm256_set1_ps(prob[c]);
+                                    const float *v = wide_v + c * Dv + d0;
+                                    #pragma GCC unroll 8
+                                    for (int k = 0; k < 8; ++k) a[k] = _mm256_fmadd_ps(_mm256_loadu_ps(v + 8 * k), pc, a[k]);
+                                }
+                            else
+                                for (int64_t c = c_begin + l; c < c_end; c += 16) {
+                                    const __m256 pc = _mm256_set1_ps(prob[c]);
+                                    const float *v = wide_v + c * Dv + d0;
+                                    for (int k = 0; k < nd; ++k) a[k] = _mm256_fmadd_ps(_mm256_loadu_ps(v + 8 * k), pc, a[k]);
+                                }
+                            for (int k = 0; k < nd; ++k) _mm256_storeu_ps(acc + l * Dv + d0 + 8 * k, a[k]);
                         }
-                        for (int l = 0; l < 16; ++l) _mm256_storeu_ps(acc + l * Dv + d, lane[l]);
                     }
                 } else {
                     memset(acc, 0, sizeof(float) * (size_t) (lanes * Dv));
@@ -315,4 +327,33 @@ void camelid_attention_f16(const float *q, uint16_t *k_cache, uint16_t *v_cache,
         free(buffer);
     }
     free(wide);
+}
+
+/* The same function compiled twice: with AVX-512 VL's 32 vector registers the 16 lane accumulators and the 16 row
+ * offsets of the tinyBLAS-order products stay in registers (AVX2 spills them); the instructions are the same
+ * operations in the same order, so the results are identical. */
+__attribute__((target("avx512f,avx512vl"))) static void attention_avx512(const float *q, uint16_t *k_cache, uint16_t *v_cache, const int64_t *slots,
+                           const int64_t *positions, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t Dk,
+                           int64_t Dv, int64_t n_ctx, int64_t n_keys, int64_t window, float scale, int tiny,
+                           float *out, const float *k_new, const float *v_new) {
+    attention_impl(q, k_cache, v_cache, slots, positions, B, T, H, Hkv, Dk, Dv, n_ctx, n_keys, window, scale, tiny, out, k_new, v_new);
+}
+
+static void attention_avx2(const float *q, uint16_t *k_cache, uint16_t *v_cache, const int64_t *slots,
+                           const int64_t *positions, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t Dk,
+                           int64_t Dv, int64_t n_ctx, int64_t n_keys, int64_t window, float scale, int tiny,
+                           float *out, const float *k_new, const float *v_new) {
+    attention_impl(q, k_cache, v_cache, slots, positions, B, T, H, Hkv, Dk, Dv, n_ctx, n_keys, window, scale, tiny, out, k_new, v_new);
+}
+
+void camelid_attention_f16(const float *q, uint16_t *k_cache, uint16_t *v_cache, const int64_t *slots,
+                           const int64_t *positions, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t Dk,
+                           int64_t Dv, int64_t n_ctx, int64_t n_keys, int64_t window, float scale, int tiny,
+                           float *out, const float *k_new, const float *v_new) {
+    static int wide = -1;
+    if (wide < 0) {
+        __builtin_cpu_init();
+        wide = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    }
+    (wide ? attention_avx512 : attention_avx2)(q, k_cache, v_cache, slots, positions, B, T, H, Hkv, Dk, Dv, n_ctx, n_keys, window, scale, tiny, out, k_new, v_new);
 }
