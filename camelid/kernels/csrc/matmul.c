@@ -36,7 +36,8 @@ void camelid_dot_x4p_q0(const uint8_t *, int, const uint8_t *, int64_t, float *,
 void camelid_pack_q8_0x4(const uint8_t *, int64_t, int64_t, int64_t, uint8_t *);
 void camelid_q0_row_to_q8_0(const uint8_t *, int, int64_t, uint8_t *);
 int camelid_has_vnni(void);
-void camelid_dot_x8p_q8_0(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t);
+void camelid_pack_q8_0x4_unsigned(const uint8_t *, int64_t, uint8_t *);
+void camelid_dot_x8pu_q8_0(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t);
 void camelid_quantize_q8_0(const float *x, void *y, int64_t n);
 void camelid_quantize_q8_1(const float *x, void *y, int64_t n);
 void camelid_quantize_q8_K(const float *x, void *y, int64_t n);
@@ -78,7 +79,7 @@ static int64_t act_row_bytes(int act, int64_t n_in) {
 int64_t camelid_matmul_scratch(int64_t n_tokens, int64_t n_in) {
     int64_t total = 0;
     for (int act = 0; act < ACT_KINDS; ++act) total += n_tokens * act_row_bytes(act, n_in);
-    return total + (n_tokens + 3) * (act_row_bytes(ACT_Q8_1, n_in) + act_row_bytes(ACT_Q8_0, n_in));
+    return total + (n_tokens + 3) * (act_row_bytes(ACT_Q8_1, n_in) + 2 * act_row_bytes(ACT_Q8_0, n_in));
 }
 
 /* out[t, offset_m + o] = x[t] . W_m[o] for each of `count` matrices (weights[m], types[m], n_outs[m]); out has row
@@ -124,6 +125,14 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
                                     packed0 + 4 * g * q80_bytes);
         }
     }
+    /* the packed Q8_0 rows once more as unsigned bytes, for the eight-row VNNI tiles (tile_q8.c) */
+    uint8_t *packed0u = packed0 + (n_tokens + 3) * q80_bytes;
+    const int tiles8 = needed[ACT_Q8_0] && n_tokens >= 8 && camelid_has_vnni();
+    if (tiles8) {
+        #pragma omp parallel for schedule(static)
+        for (int64_t g = 0; g < (n_tokens + 3) / 4; ++g)
+            camelid_pack_q8_0x4_unsigned(packed0 + 4 * g * q80_bytes, n_in / 32, packed0u + 4 * g * q80_bytes);
+    }
     /* blocks of ROWS weight rows (of one matrix) x TOKENS activation rows stay in the L1 cache while they meet */
     enum { ROWS = 16, TOKENS = 64 };
     int64_t blocks = 0;
@@ -157,10 +166,10 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
                     w = unpacked;
                     q0_type = 8;
                 }
-                if (q0 && q0_type == 8 && camelid_has_vnni()) /* Q8_0 (or unpacked Q4_0/Q5_0): eight rows at once */
+                if (q0 && q0_type == 8 && tiles8) /* Q8_0 (or unpacked Q4_0/Q5_0): eight rows at once */
                     for (; t + 8 <= t_end; t += 8)
-                        camelid_dot_x8p_q8_0(w, packed0 + t * q80_bytes, 4 * q80_bytes, n_in, column + t * out_stride,
-                                             out_stride);
+                        camelid_dot_x8pu_q8_0(w, packed0u + t * q80_bytes, 4 * q80_bytes, n_in, column + t * out_stride,
+                                              out_stride);
                 if (q41) /* Q4_1: eight rows at a time where there are eight */
                     for (; t + 8 <= t_end; t += 8)
                         camelid_dot_x8p_q4_1(w, packed + t * q81_bytes, 4 * q81_bytes, n_in, column + t * out_stride,
