@@ -203,62 +203,79 @@ static float dot_q4_K_q8_K(int64_t n_blocks, const block_q4_K *x, const block_q8
 
 /* Q4_K, one weight row against 4 activation rows of a batch that all take the gemm order (pairs of
  * sub-blocks): the scales and nibbles are unpacked once for the four; each result is computed as above */
-static void dot_x4_q4_K(int64_t n_blocks, const block_q4_K *x, const uint8_t *a, int64_t a_stride, float *out,
-                        int64_t out_stride) {
-    __m128 acc = _mm_setzero_ps(), acc_min = _mm_setzero_ps(); /* lane t: activation row t */
-    const __m256i m15 = _mm256_set1_epi8(15);
-    const block_q8_K *y[4];
-    for (int64_t b = 0; b < n_blocks; ++b) {
-        for (int t = 0; t < 4; ++t) y[t] = (const block_q8_K *) (a + t * a_stride) + b;
-        uint8_t sc[8], mn[8];
-        scales_mins_k4(x[b].scales, sc, mn);
-        const __m128 d8 = _mm_setr_ps(y[0]->d, y[1]->d, y[2]->d, y[3]->d);
-        const __m128 scale = _mm_mul_ps(_mm_set1_ps(half_to_float(x[b].d)), d8);      /* d_w * d_a per row */
-        const __m128 scale_min = _mm_mul_ps(_mm_set1_ps(half_to_float(x[b].dmin)), d8);
-        /* the min terms of the four rows, vectorized: madd(bsums, mins repeated per half sub-block) gives lane k =
-         * mn[k] * (bsums[2k] + bsums[2k+1]); pairs of lanes make each pair of sub-blocks; transposed so that
-         * imin[j] holds pair j of the four rows (exact integers, as the scalar sums) */
-        uint64_t mn8;
-        memcpy(&mn8, mn, 8);
-        const __m128i mn16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long) mn8));
-        const __m256i mins = _mm256_set_m128i(_mm_unpackhi_epi16(mn16, mn16), _mm_unpacklo_epi16(mn16, mn16));
-        __m256i terms[4];
-        for (int t = 0; t < 4; ++t)
-            terms[t] = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) y[t]->bsums), mins);
-        const __m256i h01 = _mm256_hadd_epi32(terms[0], terms[1]), h23 = _mm256_hadd_epi32(terms[2], terms[3]);
-        const __m128 lo01 = _mm_castsi128_ps(_mm256_castsi256_si128(h01)), lo23 = _mm_castsi128_ps(_mm256_castsi256_si128(h23));
-        const __m128 hi01 = _mm_castsi128_ps(_mm256_extracti128_si256(h01, 1));
-        const __m128 hi23 = _mm_castsi128_ps(_mm256_extracti128_si256(h23, 1));
-        const __m128i imin[4] = {_mm_castps_si128(_mm_shuffle_ps(lo01, lo23, _MM_SHUFFLE(2, 0, 2, 0))),
-                                 _mm_castps_si128(_mm_shuffle_ps(lo01, lo23, _MM_SHUFFLE(3, 1, 3, 1))),
-                                 _mm_castps_si128(_mm_shuffle_ps(hi01, hi23, _MM_SHUFFLE(2, 0, 2, 0))),
-                                 _mm_castps_si128(_mm_shuffle_ps(hi01, hi23, _MM_SHUFFLE(3, 1, 3, 1)))};
-        for (int j = 0; j < 4; ++j) {
-            const __m256i packed = _mm256_loadu_si256((const __m256i *) (x[b].qs + 32 * j));
-            const __m256i lo = _mm256_and_si256(packed, m15), hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), m15);
-            const __m256i sc_lo = _mm256_set1_epi16((short) sc[2 * j]), sc_hi = _mm256_set1_epi16((short) sc[2 * j + 1]);
-            __m256i v[4];
-            for (int t = 0; t < 4; ++t) {
-                const __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *) (y[t]->qs + 64 * j)));
-                const __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *) (y[t]->qs + 64 * j + 32)));
-                v[t] = _mm256_add_epi32(_mm256_madd_epi16(p_lo, sc_lo), _mm256_madd_epi16(p_hi, sc_hi));
-            }
-            /* the four rows' integer sums side by side (exact, in any grouping) */
-            const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-            const __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-            acc = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), scale, acc);
-            acc_min = _mm_fmadd_ps(_mm_cvtepi32_ps(imin[j]), scale_min, acc_min);
-        }
+#define DEFINE_DOT_X4_Q4_K(SUFFIX, TARGET, PAIR_SUM)                                                                              \
+TARGET static void dot_x4_q4_K##SUFFIX(int64_t n_blocks, const block_q4_K *x, const uint8_t *a, int64_t a_stride, float *out,     \
+                        int64_t out_stride) {                                                                                     \
+    __m128 acc = _mm_setzero_ps(), acc_min = _mm_setzero_ps(); /* lane t: activation row t */                                     \
+    const __m256i m15 = _mm256_set1_epi8(15);                                                                                     \
+    const block_q8_K *y[4];                                                                                                       \
+    for (int64_t b = 0; b < n_blocks; ++b) {                                                                                      \
+        for (int t = 0; t < 4; ++t) y[t] = (const block_q8_K *) (a + t * a_stride) + b;                                           \
+        uint8_t sc[8], mn[8];                                                                                                     \
+        scales_mins_k4(x[b].scales, sc, mn);                                                                                      \
+        const __m128 d8 = _mm_setr_ps(y[0]->d, y[1]->d, y[2]->d, y[3]->d);                                                        \
+        const __m128 scale = _mm_mul_ps(_mm_set1_ps(half_to_float(x[b].d)), d8);      /* d_w * d_a per row */                     \
+        const __m128 scale_min = _mm_mul_ps(_mm_set1_ps(half_to_float(x[b].dmin)), d8);                                           \
+        /* the min terms of the four rows, vectorized: madd(bsums, mins repeated per half sub-block) gives lane k =               \
+         * mn[k] * (bsums[2k] + bsums[2k+1]); pairs of lanes make each pair of sub-blocks; transposed so that                     \
+         * imin[j] holds pair j of the four rows (exact integers, as the scalar sums) */                                          \
+        uint64_t mn8;                                                                                                             \
+        memcpy(&mn8, mn, 8);                                                                                                      \
+        const __m128i mn16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long) mn8));                                               \
+        const __m256i mins = _mm256_set_m128i(_mm_unpackhi_epi16(mn16, mn16), _mm_unpacklo_epi16(mn16, mn16));                    \
+        __m256i terms[4];                                                                                                         \
+        for (int t = 0; t < 4; ++t)                                                                                               \
+            terms[t] = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) y[t]->bsums), mins);                                \
+        const __m256i h01 = _mm256_hadd_epi32(terms[0], terms[1]), h23 = _mm256_hadd_epi32(terms[2], terms[3]);                   \
+        const __m128 lo01 = _mm_castsi128_ps(_mm256_castsi256_si128(h01)), lo23 = _mm_castsi128_ps(_mm256_castsi256_si128(h23));  \
+        const __m128 hi01 = _mm_castsi128_ps(_mm256_extracti128_si256(h01, 1));                                                   \
+        const __m128 hi23 = _mm_castsi128_ps(_mm256_extracti128_si256(h23, 1));                                                   \
+        const __m128i imin[4] = {_mm_castps_si128(_mm_shuffle_ps(lo01, lo23, _MM_SHUFFLE(2, 0, 2, 0))),                           \
+                                 _mm_castps_si128(_mm_shuffle_ps(lo01, lo23, _MM_SHUFFLE(3, 1, 3, 1))),                           \
+                                 _mm_castps_si128(_mm_shuffle_ps(hi01, hi23, _MM_SHUFFLE(2, 0, 2, 0))),                           \
+                                 _mm_castps_si128(_mm_shuffle_ps(hi01, hi23, _MM_SHUFFLE(3, 1, 3, 1)))};                          \
+        for (int j = 0; j < 4; ++j) {                                                                                             \
+            const __m256i packed = _mm256_loadu_si256((const __m256i *) (x[b].qs + 32 * j));                                      \
+            const __m256i lo = _mm256_and_si256(packed, m15), hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), m15);           \
+            const __m256i sc_lo = _mm256_set1_epi16((short) sc[2 * j]), sc_hi = _mm256_set1_epi16((short) sc[2 * j + 1]);         \
+            __m256i v[4];                                                                                                         \
+            for (int t = 0; t < 4; ++t) {                                                                                         \
+                const __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *) (y[t]->qs + 64 * j)));         \
+                const __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *) (y[t]->qs + 64 * j + 32)));    \
+                v[t] = PAIR_SUM(p_lo, sc_lo, p_hi, sc_hi);                                                                        \
+            }                                                                                                                     \
+            /* the four rows' integer sums side by side (exact, in any grouping) */                                               \
+            const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));                    \
+            const __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));                        \
+            acc = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), scale, acc);                                                                \
+            acc_min = _mm_fmadd_ps(_mm_cvtepi32_ps(imin[j]), scale_min, acc_min);                                                 \
+        }                                                                                                                         \
+    }                                                                                                                             \
+    float result[4];                                                                                                              \
+    _mm_storeu_ps(result, _mm_sub_ps(acc, acc_min));                                                                              \
+    for (int t = 0; t < 4; ++t) out[t * out_stride] = result[t];                                                                  \
+}
+
+/* the sums of one pair of sub-blocks: madd by the two scales and an add, or two VNNI dpwssd (the same integers) */
+#define PAIR_SUM_MADD(p_lo, sc_lo, p_hi, sc_hi) _mm256_add_epi32(_mm256_madd_epi16(p_lo, sc_lo), _mm256_madd_epi16(p_hi, sc_hi))
+#define PAIR_SUM_VNNI(p_lo, sc_lo, p_hi, sc_hi) \
+    _mm256_dpwssd_epi32(_mm256_dpwssd_epi32(_mm256_setzero_si256(), p_lo, sc_lo), p_hi, sc_hi)
+DEFINE_DOT_X4_Q4_K(, , PAIR_SUM_MADD)
+DEFINE_DOT_X4_Q4_K(_vnni, __attribute__((target("avx512vnni,avx512vl"))), PAIR_SUM_VNNI)
+
+static int has_vnni(void) {
+    static int has = -1;
+    if (has < 0) {
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
     }
-    float result[4];
-    _mm_storeu_ps(result, _mm_sub_ps(acc, acc_min));
-    for (int t = 0; t < 4; ++t) out[t * out_stride] = result[t];
+    return has;
 }
 
 void camelid_dot_x4_q4_K(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
                          int64_t out_stride, int64_t n_tokens) {
     (void) n_tokens;
-    dot_x4_q4_K(n_in / 256, (const block_q4_K *) w, a, a_stride, out, out_stride);
+    (has_vnni() ? dot_x4_q4_K_vnni : dot_x4_q4_K)(n_in / 256, (const block_q4_K *) w, a, a_stride, out, out_stride);
 }
 
 /* Q4_K as llama.cpp's repacked kernels: gemm for the first n - n % 4 rows of a batch, gemv for the rest */
