@@ -81,6 +81,18 @@ static inline __m256i q6_K_lanes_of(const q6_K_unpacked *u, const block_q8_K *y)
     return _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(bsums, u->scales), 5));
 }
 
+/* the same lanes with VNNI: each chunk's madd by the scales and the add fused into one dpwssd (the same integers) */
+__attribute__((target("avx512vnni,avx512vl"))) static inline __m256i q6_K_lanes_of_vnni(const q6_K_unpacked *u,
+                                                                                       const block_q8_K *y) {
+    __m256i sumi = _mm256_setzero_si256();
+    for (int chunk = 0; chunk < 8; ++chunk) {
+        const __m256i p16 = _mm256_maddubs_epi16(u->q[chunk], _mm256_loadu_si256((const __m256i *) (y->qs + 32 * chunk)));
+        sumi = _mm256_dpwssd_epi32(sumi, p16, u->sc[chunk]);
+    }
+    const __m256i bsums = _mm256_loadu_si256((const __m256i *) y->bsums);
+    return _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(bsums, u->scales), 5));
+}
+
 static inline __m256i q6_K_lanes(const block_q6_K *x, const block_q8_K *y) {
     q6_K_unpacked u;
     unpack_q6_K(x, &u);
@@ -117,30 +129,43 @@ static float dot_q6_K_q8_K_tiled(int64_t n_blocks, const block_q6_K *x, const bl
 
 /* Q6_K, one weight row against 4 activation rows: the 6-bit codes and scales unpacked once for the four; each
  * row's integer lanes and float steps are those of the single-row functions (tiled order from 8 rows) */
-static void dot_x4_q6_K(int64_t n_blocks, const block_q6_K *x, const uint8_t *a, int64_t a_stride, float *out,
-                        int64_t out_stride, int tiled) {
-    __m256 acc_vec[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    float acc_tiled[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    for (int64_t b = 0; b < n_blocks; ++b) {
-        q6_K_unpacked u;
-        unpack_q6_K(&x[b], &u);
-        const float d6 = half_to_float(x[b].d);
-        for (int t = 0; t < 4; ++t) {
-            const block_q8_K *y = (const block_q8_K *) (a + t * a_stride) + b;
-            const __m256i sumi = q6_K_lanes_of(&u, y);
-            if (tiled) {
-                acc_tiled[t] = fmaf((float) hsum_epi32(sumi) * d6, y->d, acc_tiled[t]);
-            } else {
-                acc_vec[t] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * d6), _mm256_cvtepi32_ps(sumi), acc_vec[t]);
-            }
-        }
+#define DEFINE_DOT_X4_Q6_K(SUFFIX, TARGET, LANES_OF)                                                                           \
+TARGET static void dot_x4_q6_K##SUFFIX(int64_t n_blocks, const block_q6_K *x, const uint8_t *a, int64_t a_stride, float *out,  \
+                        int64_t out_stride, int tiled) {                                                                       \
+    __m256 acc_vec[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};                  \
+    float acc_tiled[4] = {0.0f, 0.0f, 0.0f, 0.0f};                                                                             \
+    for (int64_t b = 0; b < n_blocks; ++b) {                                                                                   \
+        q6_K_unpacked u;                                                                                                       \
+        unpack_q6_K(&x[b], &u);                                                                                                \
+        const float d6 = half_to_float(x[b].d);                                                                                \
+        for (int t = 0; t < 4; ++t) {                                                                                          \
+            const block_q8_K *y = (const block_q8_K *) (a + t * a_stride) + b;                                                 \
+            const __m256i sumi = LANES_OF(&u, y);                                                                              \
+            if (tiled) {                                                                                                       \
+                acc_tiled[t] = fmaf((float) hsum_epi32(sumi) * d6, y->d, acc_tiled[t]);                                        \
+            } else {                                                                                                           \
+                acc_vec[t] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * d6), _mm256_cvtepi32_ps(sumi), acc_vec[t]);                 \
+            }                                                                                                                  \
+        }                                                                                                                      \
+    }                                                                                                                          \
+    for (int t = 0; t < 4; ++t) out[t * out_stride] = tiled ? acc_tiled[t] : hsum_float_8(acc_vec[t]);                         \
+}
+DEFINE_DOT_X4_Q6_K(, , q6_K_lanes_of)
+DEFINE_DOT_X4_Q6_K(_vnni, __attribute__((target("avx512vnni,avx512vl"))), q6_K_lanes_of_vnni)
+
+static int has_vnni(void) {
+    static int has = -1;
+    if (has < 0) {
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
     }
-    for (int t = 0; t < 4; ++t) out[t * out_stride] = tiled ? acc_tiled[t] : hsum_float_8(acc_vec[t]);
+    return has;
 }
 
 void camelid_dot_x4_q6_K(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
                          int64_t out_stride, int64_t n_tokens) {
-    dot_x4_q6_K(n_in / 256, (const block_q6_K *) w, a, a_stride, out, out_stride, n_tokens >= 8);
+    (has_vnni() ? dot_x4_q6_K_vnni : dot_x4_q6_K)(n_in / 256, (const block_q6_K *) w, a, a_stride, out, out_stride,
+                                                  n_tokens >= 8);
 }
 
 /* Q6_K in the order llama.cpp uses for a batch of n_tokens rows: vec_dot below 8 rows, the tiled kernel from 8 */
@@ -262,15 +287,6 @@ TARGET static void dot_x4_q4_K##SUFFIX(int64_t n_blocks, const block_q4_K *x, co
     _mm256_dpwssd_epi32(_mm256_dpwssd_epi32(_mm256_setzero_si256(), p_lo, sc_lo), p_hi, sc_hi)
 DEFINE_DOT_X4_Q4_K(, , PAIR_SUM_MADD)
 DEFINE_DOT_X4_Q4_K(_vnni, __attribute__((target("avx512vnni,avx512vl"))), PAIR_SUM_VNNI)
-
-static int has_vnni(void) {
-    static int has = -1;
-    if (has < 0) {
-        __builtin_cpu_init();
-        has = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
-    }
-    return has;
-}
 
 void camelid_dot_x4_q4_K(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
                          int64_t out_stride, int64_t n_tokens) {
