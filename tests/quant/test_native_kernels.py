@@ -200,7 +200,7 @@ def random_k_quant_rows(ggml_type: int, n_out: int, n_in: int, seed: int) -> tor
 
 @needs_native
 @pytest.mark.parametrize("ggml_type", [T.Q4_K, T.Q6_K])
-@pytest.mark.parametrize("n_tokens", [1, 3, 5, 12])  # single rows, llama.cpp's 4-row (Q4_K) and tiled (Q6_K) paths
+@pytest.mark.parametrize("n_tokens", [1, 3, 5, 12, 21])  # single rows, 4-row (Q4_K), tiled (Q6_K) and 8-row paths
 def test_native_k_quants_match_block_formula(ggml_type: int, n_tokens: int) -> None:
     weight = random_k_quant_rows(ggml_type, 24, 512, 13)
     x = torch.randn(n_tokens, 512, generator=torch.Generator().manual_seed(14))

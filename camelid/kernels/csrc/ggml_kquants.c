@@ -129,16 +129,17 @@ static float dot_q6_K_q8_K_tiled(int64_t n_blocks, const block_q6_K *x, const bl
 
 /* Q6_K, one weight row against 4 activation rows: the 6-bit codes and scales unpacked once for the four; each
  * row's integer lanes and float steps are those of the single-row functions (tiled order from 8 rows) */
-#define DEFINE_DOT_X4_Q6_K(SUFFIX, TARGET, LANES_OF)                                                                           \
-TARGET static void dot_x4_q6_K##SUFFIX(int64_t n_blocks, const block_q6_K *x, const uint8_t *a, int64_t a_stride, float *out,  \
+#define DEFINE_DOT_Q6_K(NAME, ROWS, TARGET, LANES_OF)                                                                              \
+TARGET static void NAME(           int64_t n_blocks, const block_q6_K *x, const uint8_t *a, int64_t a_stride, float *out,  \
                         int64_t out_stride, int tiled) {                                                                       \
-    __m256 acc_vec[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};                  \
-    float acc_tiled[4] = {0.0f, 0.0f, 0.0f, 0.0f};                                                                             \
+    __m256 acc_vec[ROWS];                                                                                         \
+    float acc_tiled[ROWS];                                                                                                     \
+    for (int t = 0; t < ROWS; ++t) acc_vec[t] = _mm256_setzero_ps(), acc_tiled[t] = 0.0f;                                     \
     for (int64_t b = 0; b < n_blocks; ++b) {                                                                                   \
         q6_K_unpacked u;                                                                                                       \
         unpack_q6_K(&x[b], &u);                                                                                                \
         const float d6 = half_to_float(x[b].d);                                                                                \
-        for (int t = 0; t < 4; ++t) {                                                                                          \
+        for (int t = 0; t < ROWS; ++t) {                                                                                          \
             const block_q8_K *y = (const block_q8_K *) (a + t * a_stride) + b;                                                 \
             const __m256i sumi = LANES_OF(&u, y);                                                                              \
             if (tiled) {                                                                                                       \
@@ -148,10 +149,12 @@ TARGET static void dot_x4_q6_K##SUFFIX(int64_t n_blocks, const block_q6_K *x, co
             }                                                                                                                  \
         }                                                                                                                      \
     }                                                                                                                          \
-    for (int t = 0; t < 4; ++t) out[t * out_stride] = tiled ? acc_tiled[t] : hsum_float_8(acc_vec[t]);                         \
+    for (int t = 0; t < ROWS; ++t) out[t * out_stride] = tiled ? acc_tiled[t] : hsum_float_8(acc_vec[t]);                         \
 }
-DEFINE_DOT_X4_Q6_K(, , q6_K_lanes_of)
-DEFINE_DOT_X4_Q6_K(_vnni, __attribute__((target("avx512vnni,avx512vl"))), q6_K_lanes_of_vnni)
+DEFINE_DOT_Q6_K(dot_x4_q6_K, 4, , q6_K_lanes_of)
+DEFINE_DOT_Q6_K(dot_x4_q6_K_vnni, 4, __attribute__((target("avx512vnni,avx512vl"))), q6_K_lanes_of_vnni)
+/* eight rows per unpacking where VNNI's 32 registers are there (the unpacking is a quarter of the work at four) */
+DEFINE_DOT_Q6_K(dot_x8_q6_K_vnni, 8, __attribute__((target("avx512vnni,avx512vl"))), q6_K_lanes_of_vnni)
 
 static int has_vnni(void) {
     static int has = -1;
@@ -160,6 +163,14 @@ static int has_vnni(void) {
         has = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
     }
     return has;
+}
+
+/* eight rows at once (VNNI only; returns 0 without it, and the caller goes on by fours) */
+int camelid_dot_x8_q6_K(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
+                        int64_t out_stride, int64_t n_tokens) {
+    if (!has_vnni()) return 0;
+    dot_x8_q6_K_vnni(n_in / 256, (const block_q6_K *) w, a, a_stride, out, out_stride, n_tokens >= 8);
+    return 1;
 }
 
 void camelid_dot_x4_q6_K(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
