@@ -299,6 +299,72 @@ TARGET static void dot_x4_q4_K##SUFFIX(int64_t n_blocks, const block_q4_K *x, co
 DEFINE_DOT_X4_Q4_K(, , PAIR_SUM_MADD)
 DEFINE_DOT_X4_Q4_K(_vnni, __attribute__((target("avx512vnni,avx512vl"))), PAIR_SUM_VNNI)
 
+/* Q4_K, one weight row against 8 activation rows (VNNI): the rows in the 8 lanes of the accumulators, every lane
+ * computed as by dot_x4_q4_K (the same integers, the same rounded scales, the same fused multiply-adds in order) */
+__attribute__((target("avx512vnni,avx512vl"))) static void dot_x8_q4_K_vnni(
+        int64_t n_blocks, const block_q4_K *x, const uint8_t *a, int64_t a_stride, float *out, int64_t out_stride) {
+    __m256 acc = _mm256_setzero_ps(), acc_min = _mm256_setzero_ps(); /* lane t: activation row t */
+    const __m256i m15 = _mm256_set1_epi8(15);
+    const block_q8_K *y[8];
+    for (int64_t b = 0; b < n_blocks; ++b) {
+        for (int t = 0; t < 8; ++t) y[t] = (const block_q8_K *) (a + t * a_stride) + b;
+        uint8_t sc[8], mn[8];
+        scales_mins_k4(x[b].scales, sc, mn);
+        const __m256 d8 = _mm256_setr_ps(y[0]->d, y[1]->d, y[2]->d, y[3]->d, y[4]->d, y[5]->d, y[6]->d, y[7]->d);
+        const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(half_to_float(x[b].d)), d8);
+        const __m256 scale_min = _mm256_mul_ps(_mm256_set1_ps(half_to_float(x[b].dmin)), d8);
+        uint64_t mn8;
+        memcpy(&mn8, mn, 8);
+        const __m128i mn16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long) mn8));
+        const __m256i mins = _mm256_set_m128i(_mm_unpackhi_epi16(mn16, mn16), _mm_unpacklo_epi16(mn16, mn16));
+        __m256i terms[8];
+        for (int t = 0; t < 8; ++t)
+            terms[t] = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) y[t]->bsums), mins);
+        /* hadd of rows (2i, 2i+1): low half [r0 p0, r0 p1, r1 p0, r1 p1], high half the same for pairs 2 and 3 */
+        const __m256 h01 = _mm256_castsi256_ps(_mm256_hadd_epi32(terms[0], terms[1]));
+        const __m256 h23 = _mm256_castsi256_ps(_mm256_hadd_epi32(terms[2], terms[3]));
+        const __m256 h45 = _mm256_castsi256_ps(_mm256_hadd_epi32(terms[4], terms[5]));
+        const __m256 h67 = _mm256_castsi256_ps(_mm256_hadd_epi32(terms[6], terms[7]));
+        const __m256 even_lo = _mm256_shuffle_ps(h01, h23, _MM_SHUFFLE(2, 0, 2, 0)); /* pair 0 | pair 2, rows 0-3 */
+        const __m256 even_hi = _mm256_shuffle_ps(h45, h67, _MM_SHUFFLE(2, 0, 2, 0)); /* pair 0 | pair 2, rows 4-7 */
+        const __m256 odd_lo = _mm256_shuffle_ps(h01, h23, _MM_SHUFFLE(3, 1, 3, 1));  /* pair 1 | pair 3, rows 0-3 */
+        const __m256 odd_hi = _mm256_shuffle_ps(h45, h67, _MM_SHUFFLE(3, 1, 3, 1));
+        const __m256i imin[4] = {_mm256_castps_si256(_mm256_permute2f128_ps(even_lo, even_hi, 0x20)),
+                                 _mm256_castps_si256(_mm256_permute2f128_ps(odd_lo, odd_hi, 0x20)),
+                                 _mm256_castps_si256(_mm256_permute2f128_ps(even_lo, even_hi, 0x31)),
+                                 _mm256_castps_si256(_mm256_permute2f128_ps(odd_lo, odd_hi, 0x31))};
+        for (int j = 0; j < 4; ++j) {
+            const __m256i packed = _mm256_loadu_si256((const __m256i *) (x[b].qs + 32 * j));
+            const __m256i lo = _mm256_and_si256(packed, m15), hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), m15);
+            const __m256i sc_lo = _mm256_set1_epi16((short) sc[2 * j]), sc_hi = _mm256_set1_epi16((short) sc[2 * j + 1]);
+            __m256i v[8];
+            for (int t = 0; t < 8; ++t) {
+                const __m256i p_lo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *) (y[t]->qs + 64 * j)));
+                const __m256i p_hi = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *) (y[t]->qs + 64 * j + 32)));
+                v[t] = PAIR_SUM_VNNI(p_lo, sc_lo, p_hi, sc_hi);
+            }
+            const __m256i h0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+            const __m256i h4567 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+            const __m256i isum = _mm256_add_epi32(_mm256_permute2x128_si256(h0123, h4567, 0x20),
+                                                  _mm256_permute2x128_si256(h0123, h4567, 0x31));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc);
+            acc_min = _mm256_fmadd_ps(_mm256_cvtepi32_ps(imin[j]), scale_min, acc_min);
+        }
+    }
+    float result[8];
+    _mm256_storeu_ps(result, _mm256_sub_ps(acc, acc_min));
+    for (int t = 0; t < 8; ++t) out[t * out_stride] = result[t];
+}
+
+/* eight rows at once (VNNI only; returns 0 without it, and the caller goes on by fours) */
+int camelid_dot_x8_q4_K(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
+                        int64_t out_stride, int64_t n_tokens) {
+    (void) n_tokens;
+    if (!has_vnni()) return 0;
+    dot_x8_q4_K_vnni(n_in / 256, (const block_q4_K *) w, a, a_stride, out, out_stride);
+    return 1;
+}
+
 void camelid_dot_x4_q4_K(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
                          int64_t out_stride, int64_t n_tokens) {
     (void) n_tokens;

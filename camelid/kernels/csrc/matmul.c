@@ -38,6 +38,7 @@ void camelid_q0_row_to_q8_0(const uint8_t *, int, int64_t, uint8_t *);
 int camelid_has_vnni(void);
 void camelid_pack_q8_0x4_unsigned(const uint8_t *, int64_t, uint8_t *);
 int camelid_dot_x8_q6_K(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
+int camelid_dot_x8_q4_K(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
 void camelid_dot_x8pu_q8_0(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t);
 void camelid_quantize_q8_0(const float *x, void *y, int64_t n);
 void camelid_quantize_q8_1(const float *x, void *y, int64_t n);
@@ -188,10 +189,10 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
                         if (rows < 4) { t += rows; break; }
                     }
                 }
-                if (f->type == 14)
+                if (f->type == 14 || f->type == 12) /* the K-quants: eight rows at a time where VNNI is there */
                     for (; t + 8 <= t_end; t += 8)
-                        if (!camelid_dot_x8_q6_K(row, acts[f->act] + t * stride, stride, n_in, column + t * out_stride,
-                                                 out_stride, n_tokens))
+                        if (!(f->type == 14 ? camelid_dot_x8_q6_K : camelid_dot_x8_q4_K)(
+                                row, acts[f->act] + t * stride, stride, n_in, column + t * out_stride, out_stride, n_tokens))
                             break;
                 if (f->dot_x4)
                     for (; t + 4 <= t_end; t += 4)
