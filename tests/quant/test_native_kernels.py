@@ -220,3 +220,21 @@ def test_the_loaded_library_was_built_from_these_sources() -> None:
     lib.camelid_digest.restype = ctypes.c_char_p
     assert lib.camelid_digest().decode() == build.digest()
     assert len(build.digest()) == 16
+
+
+@needs_native
+@pytest.mark.parametrize("n", [64, 30])  # eight rows at a time (n a multiple of 4), and the row-by-row loop
+def test_native_rmsnorm_sums_in_order(n: int) -> None:
+    """ggml's RMSNorm: float32 squares added in order in a double, mean rounded to float, 1 / sqrtf(mean + eps)."""
+    x = torch.randn(19, n, generator=torch.Generator().manual_seed(13)) * 3
+    weight = torch.randn(n, generator=torch.Generator().manual_seed(14))
+    squares = (x * x).double().numpy()
+    sums = np.cumsum(squares, axis=1)[:, -1]  # numpy's cumsum adds in order
+    mean = (sums / n).astype(np.float32)
+    scale = np.float32(1.0) / np.sqrt(mean + np.float32(1e-6), dtype=np.float32)
+    expected = (x.numpy() * scale[:, None]) * weight.numpy()
+    assert np.array_equal(native.rmsnorm(x, weight, 1e-6).numpy(), expected)
+    inplace = x.clone()
+    native.library().camelid_rmsnorm(inplace.data_ptr(), weight.data_ptr(), inplace.data_ptr(), 19, n,
+                                     ctypes.c_float(1e-6))
+    assert np.array_equal(inplace.numpy(), expected)
