@@ -238,3 +238,33 @@ def test_native_rmsnorm_sums_in_order(n: int) -> None:
     native.library().camelid_rmsnorm(inplace.data_ptr(), weight.data_ptr(), inplace.data_ptr(), 19, n,
                                      ctypes.c_float(1e-6))
     assert np.array_equal(inplace.numpy(), expected)
+
+
+def q8_K_reference(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ggml's quantize_row_q8_K_ref for rows of 256: (d [B], qs [B, 256], bsums [B, 16])."""
+    blocks = x.reshape(-1, 256)
+    first = np.abs(blocks).argmax(axis=1)  # argmax: the first of equal magnitudes, as ggml's strict comparison
+    max_value = blocks[np.arange(len(blocks)), first]
+    with np.errstate(all="ignore"):  # all-zero blocks: their values are replaced below
+        iscale = np.float32(-127.0) / max_value
+        qs = np.minimum(np.rint(iscale[:, None] * blocks), 127).astype(np.int8)
+    qs[max_value == 0] = 0
+    bsums = qs.reshape(-1, 16, 16).astype(np.int32).sum(axis=2).astype(np.int16)
+    d = np.where(max_value == 0, np.float32(0), np.float32(1) / iscale).astype(np.float32)
+    return d, qs, bsums
+
+
+@needs_native
+def test_native_quantize_q8_K_matches_ggml_reference() -> None:
+    rng = np.random.default_rng(15)
+    x = (rng.standard_normal(256 * 12) * 7).astype(np.float32)
+    x[256:512] = 0.0  # an all-zero block
+    x[600], x[700] = 40.0, -40.0  # equal magnitudes: the first one sets the scale
+    out = np.zeros(292 * 12, np.uint8)
+    native.library().camelid_quantize_q8_K.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    native.library().camelid_quantize_q8_K(x.ctypes.data, out.ctypes.data, x.size)
+    blocks = out.reshape(12, 292)
+    d, qs, bsums = q8_K_reference(x)
+    assert np.array_equal(blocks[:, :4].copy().view(np.float32)[:, 0], d)
+    assert np.array_equal(blocks[:, 4:260].view(np.int8), qs)
+    assert np.array_equal(blocks[:, 260:].copy().view(np.int16), bsums)

@@ -21,25 +21,45 @@ typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } block_q8_K; /* 29
 typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; } block_q6_K; /* 210 bytes */
 typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } block_q4_K;        /* 144 bytes */
 
-/* quantize_row_q8_K_ref: iscale = -127 / (the value of largest magnitude, first one wins), q = min(127, rint) */
+/* quantize_row_q8_K_ref: iscale = -127 / (the value of largest magnitude, first one wins), q = min(127, rint), in
+ * vectors: the largest magnitude by max (a NaN never wins, as in the scalar comparison), the first element that has
+ * it found by a compare, the products and their round-to-nearest-even exactly as nearbyintf, the group sums in
+ * integers */
 void camelid_quantize_q8_K(const float *x, void *out, int64_t n) {
     block_q8_K *y = (block_q8_K *) out;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int64_t b = 0; b < n / 256; ++b, x += 256) {
-        float max = 0.0f, amax = 0.0f;
-        for (int j = 0; j < 256; ++j) {
-            const float ax = fabsf(x[j]);
-            if (ax > amax) { amax = ax; max = x[j]; }
-        }
+        __m256 amax8 = _mm256_setzero_ps();
+        for (int j = 0; j < 256; j += 8) amax8 = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), amax8);
+        __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(amax8, 1), _mm256_castps256_ps128(amax8));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
         if (amax == 0.0f) { memset(&y[b], 0, sizeof(block_q8_K)); continue; }
-        const float iscale = -127.0f / max;
-        for (int j = 0; j < 256; ++j) {
-            const int v = (int) nearbyintf(iscale * x[j]);
-            y[b].qs[j] = (int8_t) (v < 127 ? v : 127);
+        float max = 0.0f;
+        const __m256 target = _mm256_set1_ps(amax);
+        for (int j = 0; j < 256; j += 8) {
+            const int hits = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), target,
+                                                              _CMP_EQ_OQ));
+            if (hits) { max = x[j + __builtin_ctz((unsigned) hits)]; break; }
         }
+        const float iscale = -127.0f / max;
+        const __m256 scale8 = _mm256_set1_ps(iscale);
+        const __m256i top = _mm256_set1_epi32(127);
         for (int g = 0; g < 16; ++g) {
-            int sum = 0;
-            for (int j = 0; j < 16; ++j) sum += y[b].qs[16 * g + j];
-            y[b].bsums[g] = (int16_t) sum;
+            __m256i q[2];
+            for (int h = 0; h < 2; ++h)
+                q[h] = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_round_ps(
+                    _mm256_mul_ps(scale8, _mm256_loadu_ps(x + 16 * g + 8 * h)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)),
+                    top);
+            const __m256i words = _mm256_permute4x64_epi64(_mm256_packs_epi32(q[0], q[1]), 0xD8); /* 16 x int16, in order */
+            const __m128i bytes = _mm_packs_epi16(_mm256_castsi256_si128(words), _mm256_extracti128_si256(words, 1));
+            _mm_storeu_si128((__m128i *) (y[b].qs + 16 * g), bytes);
+            __m128i s = _mm_add_epi32(_mm256_castsi256_si128(_mm256_add_epi32(q[0], q[1])),
+                                      _mm256_extracti128_si256(_mm256_add_epi32(q[0], q[1]), 1));
+            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+            y[b].bsums[g] = (int16_t) _mm_cvtsi128_si32(s);
         }
         y[b].d = 1 / iscale;
     }
