@@ -174,22 +174,35 @@ static inline int visible(int64_t key, int64_t query, int64_t window) {
 /* q [n_q, H, Dk] float32 (n_q = B*T tokens, positions [n_q], -1 = padding), caches [n_slots, Hkv, n_ctx, D] fp16,
  * slots [B]; out [n_q, H, Dv]. tiny != 0: the batch holds two or more tokens (tinyBLAS order). k_new/v_new
  * [n_q, Hkv, D] float32 (or NULL): first stored in the cache at their positions, rounded to fp16. */
+static inline void to_half(const float *x, uint16_t *h, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *) (h + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; ++i) h[i] = float_to_half(x[i]);
+}
+
+static inline void from_half(const uint16_t *h, float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, load_half_8(h + i));
+    for (; i < n; ++i) x[i] = half_to_float(h[i]);
+}
+
 static inline __attribute__((always_inline)) void attention_impl(const float *q, uint16_t *k_cache, uint16_t *v_cache, const int64_t *slots,
                            const int64_t *positions, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t Dk,
                            int64_t Dv, int64_t n_ctx, int64_t n_keys, int64_t window, float scale, int tiny,
                            float *out, const float *k_new, const float *v_new) {
     const int64_t group = H / Hkv;
-    if (k_new && v_new)
+    if (k_new && v_new) { /* into the cache, rounded to fp16 (8 at a time: the same rounding as one at a time) */
+        #pragma omp parallel for schedule(static) if (B * T > 63)
         for (int64_t token = 0; token < B * T; ++token) {
             const int64_t p = positions[token], slot = slots[token / T];
             if (p < 0) continue;
             for (int64_t g = 0; g < Hkv; ++g) {
-                uint16_t *kd = k_cache + ((slot * Hkv + g) * n_ctx + p) * Dk;
-                uint16_t *vd = v_cache + ((slot * Hkv + g) * n_ctx + p) * Dv;
-                for (int64_t d = 0; d < Dk; ++d) kd[d] = float_to_half(k_new[(token * Hkv + g) * Dk + d]);
-                for (int64_t d = 0; d < Dv; ++d) vd[d] = float_to_half(v_new[(token * Hkv + g) * Dv + d]);
+                to_half(k_new + (token * Hkv + g) * Dk, k_cache + ((slot * Hkv + g) * n_ctx + p) * Dk, Dk);
+                to_half(v_new + (token * Hkv + g) * Dv, v_cache + ((slot * Hkv + g) * n_ctx + p) * Dv, Dv);
             }
         }
+    }
     const int64_t padded = (n_keys + 63) & ~(int64_t) 63;
     const int tiny_kq = tiny && Dk % 16 == 0;
     const int64_t lanes = tiny ? 16 : 64; /* kqv accumulators: cell mod 16 (tinyBLAS) or mod 64 (vec_dot_f16) */
@@ -205,8 +218,13 @@ static inline __attribute__((always_inline)) void attention_impl(const float *q,
             for (int64_t c = 0; c < rows; ++c) {
                 const int64_t row = (slots[0] * Hkv + g) * n_ctx + c;
                 float *kd = wide + (g * rows + c) * Dk, *vd = wide + Hkv * rows * Dk + (g * rows + c) * Dv;
-                for (int64_t d = 0; d < Dk; ++d) kd[d] = c < n_keys ? half_to_float(k_cache[row * Dk + d]) : 0.0f;
-                for (int64_t d = 0; d < Dv; ++d) vd[d] = c < n_keys ? half_to_float(v_cache[row * Dv + d]) : 0.0f;
+                if (c < n_keys) {
+                    from_half(k_cache + row * Dk, kd, Dk);
+                    from_half(v_cache + row * Dv, vd, Dv);
+                } else {
+                    memset(kd, 0, sizeof(float) * (size_t) Dk);
+                    memset(vd, 0, sizeof(float) * (size_t) Dv);
+                }
             }
     }
     #pragma omp parallel
