@@ -88,6 +88,30 @@ static inline void unpack_q6_K(const block_q6_K *x, q6_K_unpacked *u) {
     u->scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) x->scales));
 }
 
+/* unpack_q6_K with the chunk scales spread by vpermw (AVX-512 BW): the same vectors */
+__attribute__((target("avx512vl,avx512bw"))) static inline void unpack_q6_K_bw(const block_q6_K *x, q6_K_unpacked *u) {
+    const __m256i m15 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
+    for (int half = 0; half < 2; ++half) {
+        const uint8_t *ql = x->ql + 64 * half, *qh = x->qh + 32 * half;
+        const __m256i lo1 = _mm256_loadu_si256((const __m256i *) ql), lo2 = _mm256_loadu_si256((const __m256i *) (ql + 32));
+        const __m256i hb = _mm256_loadu_si256((const __m256i *) qh);
+        u->q[4 * half + 0] = _mm256_or_si256(_mm256_and_si256(lo1, m15), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
+        u->q[4 * half + 1] = _mm256_or_si256(_mm256_and_si256(lo2, m15),
+                                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4));
+        u->q[4 * half + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo1, 4), m15),
+                                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4));
+        u->q[4 * half + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo2, 4), m15),
+                                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4));
+    }
+    u->scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) x->scales));
+    for (int chunk = 0; chunk < 8; ++chunk) /* words 0-7: scale 2 chunk, words 8-15: scale 2 chunk + 1 */
+        u->sc[chunk] = _mm256_permutexvar_epi16(_mm256_setr_epi16(
+            (short) (2 * chunk), (short) (2 * chunk), (short) (2 * chunk), (short) (2 * chunk), (short) (2 * chunk),
+            (short) (2 * chunk), (short) (2 * chunk), (short) (2 * chunk), (short) (2 * chunk + 1), (short) (2 * chunk + 1),
+            (short) (2 * chunk + 1), (short) (2 * chunk + 1), (short) (2 * chunk + 1), (short) (2 * chunk + 1),
+            (short) (2 * chunk + 1), (short) (2 * chunk + 1)), u->scales);
+}
+
 /* the 8 int32 lanes of one Q6_K super-block as ggml's AVX2 vec_dot forms them: lane m holds
  * sum over the elements e with (e mod 32) / 4 == m of sc[e/16] * q6(e) * q8(e), minus 32 (sc[2m] bsum[2m] + sc[2m+1]
  * bsum[2m+1]); integer arithmetic, so any way of forming the sums gives these values */
@@ -173,8 +197,32 @@ TARGET static void NAME(           int64_t n_blocks, const block_q6_K *x, const 
 }
 DEFINE_DOT_Q6_K(dot_x4_q6_K, 4, , q6_K_lanes_of)
 DEFINE_DOT_Q6_K(dot_x4_q6_K_vnni, 4, __attribute__((target("avx512vnni,avx512vl"))), q6_K_lanes_of_vnni)
-/* eight rows per unpacking where VNNI's 32 registers are there (the unpacking is a quarter of the work at four) */
-DEFINE_DOT_Q6_K(dot_x8_q6_K_vnni, 8, __attribute__((target("avx512vnni,avx512vl"))), q6_K_lanes_of_vnni)
+
+/* Q6_K, one weight row against 8 activation rows of a batch (always the tiled order: 8 rows or more), with VNNI and
+ * AVX-512 BW: the super-block unpacked once for the eight (its 16 scales spread with one vpermw per chunk), each row's
+ * integer lanes as q6_K_lanes_of_vnni, then the eight rows' horizontal sums side by side in one vector: lane t is
+ * fma((float) sum_t * d6, d8_t, acc_t), the single-row tiled step exactly */
+__attribute__((target("avx512vnni,avx512vl,avx512bw"))) static void dot_x8_q6_K_vnni(
+        int64_t n_blocks, const block_q6_K *x, const uint8_t *a, int64_t a_stride, float *out, int64_t out_stride) {
+    __m256 acc = _mm256_setzero_ps();
+    const block_q8_K *y[8];
+    for (int64_t b = 0; b < n_blocks; ++b) {
+        for (int t = 0; t < 8; ++t) y[t] = (const block_q8_K *) (a + t * a_stride) + b;
+        q6_K_unpacked u;
+        unpack_q6_K_bw(&x[b], &u);
+        __m256i sums[8];
+        for (int t = 0; t < 8; ++t) sums[t] = q6_K_lanes_of_vnni(&u, y[t]);
+        const __m256i h0123 = _mm256_hadd_epi32(_mm256_hadd_epi32(sums[0], sums[1]), _mm256_hadd_epi32(sums[2], sums[3]));
+        const __m256i h4567 = _mm256_hadd_epi32(_mm256_hadd_epi32(sums[4], sums[5]), _mm256_hadd_epi32(sums[6], sums[7]));
+        const __m256i total = _mm256_add_epi32(_mm256_permute2x128_si256(h0123, h4567, 0x20),
+                                               _mm256_permute2x128_si256(h0123, h4567, 0x31));
+        const __m256 d8 = _mm256_setr_ps(y[0]->d, y[1]->d, y[2]->d, y[3]->d, y[4]->d, y[5]->d, y[6]->d, y[7]->d);
+        acc = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(total), _mm256_set1_ps(half_to_float(x[b].d))), d8, acc);
+    }
+    float result[8];
+    _mm256_storeu_ps(result, acc);
+    for (int t = 0; t < 8; ++t) out[t * out_stride] = result[t];
+}
 
 static int has_vnni(void) {
     static int has = -1;
@@ -188,8 +236,9 @@ static int has_vnni(void) {
 /* eight rows at once (VNNI only; returns 0 without it, and the caller goes on by fours) */
 int camelid_dot_x8_q6_K(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
                         int64_t out_stride, int64_t n_tokens) {
-    if (!has_vnni()) return 0;
-    dot_x8_q6_K_vnni(n_in / 256, (const block_q6_K *) w, a, a_stride, out, out_stride, n_tokens >= 8);
+    if (!has_vnni() || !__builtin_cpu_supports("avx512bw")) return 0;
+    (void) n_tokens; /* eight rows or more: always the tiled order */
+    dot_x8_q6_K_vnni(n_in / 256, (const block_q6_K *) w, a, a_stride, out, out_stride);
     return 1;
 }
 
