@@ -268,3 +268,25 @@ def test_native_quantize_q8_K_matches_ggml_reference() -> None:
     assert np.array_equal(blocks[:, :4].copy().view(np.float32)[:, 0], d)
     assert np.array_equal(blocks[:, 4:260].view(np.int8), qs)
     assert np.array_equal(blocks[:, 260:].copy().view(np.int16), bsums)
+
+
+@needs_native
+def test_native_geglu_vector_lanes_equal_the_scalar_path() -> None:
+    """The kernel takes 8 values at a time and the tail one by one: every value gives the same bits either way."""
+    rng = np.random.default_rng(16)
+    special = [-10.0, 10.0, -10.0001, 10.0001, -9.9999, 9.9999, 0.0, -0.0, np.inf, -np.inf, 65504.0, 70000.0, 1e-8,
+               3.3, -3.3, 0.5]
+    values = np.concatenate([np.array(special, np.float32), (rng.standard_normal(48) * 6).astype(np.float32)])
+    up = rng.standard_normal(values.size).astype(np.float32)
+    lib = native.library()
+
+    def geglu(g: np.ndarray, u: np.ndarray) -> np.ndarray:
+        g, u = np.ascontiguousarray(g), np.ascontiguousarray(u)
+        y = np.empty_like(g)
+        lib.camelid_geglu(g.ctypes.data, u.ctypes.data, y.ctypes.data, 1, g.size)
+        return y
+
+    vector = geglu(values, up)  # 64 values: all in the 8-wide path
+    for i in range(values.size):
+        tail = geglu(np.concatenate([values[:8], values[i:i + 1]]), np.concatenate([up[:8], up[i:i + 1]]))[8]
+        assert vector[i].tobytes() == tail.tobytes(), (i, values[i])
