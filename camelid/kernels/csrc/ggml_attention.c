@@ -232,7 +232,10 @@ static inline __attribute__((always_inline)) void attention_impl(const float *q,
         for (int64_t g = 0; g < Hkv; ++g)
             for (int64_t c = 0; c < rows; ++c) {
                 const int64_t row = (slots[0] * Hkv + g) * n_ctx + c;
-                float *kd = wide + (g * rows + c) * Dk, *vd = wide + Hkv * rows * Dk + (g * rows + c) * Dv;
+                /* V rows lane-major: key c at (c mod 16) * (rows / 16) + c / 16, so that the keys one lane sums are
+                 * consecutive rows */
+                float *kd = wide + (g * rows + c) * Dk;
+                float *vd = wide + Hkv * rows * Dk + (g * rows + (c % 16) * (rows / 16) + c / 16) * Dv;
                 if (c < n_keys) {
                     from_half(k_cache + row * Dk, kd, Dk);
                     from_half(v_cache + row * Dv, vd, Dv);
@@ -307,14 +310,14 @@ static inline __attribute__((always_inline)) void attention_impl(const float *q,
                             if (nd == 8)
                                 for (int64_t c = c_begin + l; c < c_end; c += 16) {
                                     const __m256 pc = _mm256_set1_ps(prob[c]);
-                                    const float *v = wide_v + c * Dv + d0;
+                                    const float *v = wide_v + (l * (rows / 16) + c / 16) * Dv + d0;
                                     #pragma GCC unroll 8
                                     for (int k = 0; k < 8; ++k) a[k] = _mm256_fmadd_ps(_mm256_loadu_ps(v + 8 * k), pc, a[k]);
                                 }
                             else
                                 for (int64_t c = c_begin + l; c < c_end; c += 16) {
                                     const __m256 pc = _mm256_set1_ps(prob[c]);
-                                    const float *v = wide_v + c * Dv + d0;
+                                    const float *v = wide_v + (l * (rows / 16) + c / 16) * Dv + d0;
                                     for (int k = 0; k < nd; ++k) a[k] = _mm256_fmadd_ps(_mm256_loadu_ps(v + 8 * k), pc, a[k]);
                                 }
                             for (int k = 0; k < nd; ++k) _mm256_storeu_ps(acc + l * Dv + d0 + 8 * k, a[k]);
