@@ -39,7 +39,8 @@ int camelid_has_vnni(void);
 void camelid_pack_q8_0x4_unsigned(const uint8_t *, int64_t, uint8_t *);
 int camelid_dot_x8_q6_K(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
 int camelid_dot_x8_q4_K(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
-void camelid_dot_x8pu_q8_0(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t);
+void camelid_q8_0_corrections(const uint8_t *, int64_t, int32_t *);
+void camelid_dot_x8pu_q8_0(const uint8_t *, const int32_t *, const uint8_t *, int64_t, int64_t, float *, int64_t);
 void camelid_quantize_q8_0(const float *x, void *y, int64_t n);
 void camelid_quantize_q8_1(const float *x, void *y, int64_t n);
 void camelid_quantize_q8_K(const float *x, void *y, int64_t n);
@@ -144,6 +145,7 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
     #pragma omp parallel for schedule(static)
     for (int64_t blk = 0; blk < blocks; ++blk) {
         uint8_t unpacked[34 * UNPACKED_BLOCKS]; /* one Q4_0/Q5_0 row as Q8_0 (n_in up to 32768) */
+        int32_t corrections[8 * UNPACKED_BLOCKS]; /* that row's offset corrections (tile_q8.c) */
         int m = 0;
         int64_t first = blk, offset = 0;
         while (first >= (n_outs[m] + ROWS - 1) / ROWS) { first -= (n_outs[m] + ROWS - 1) / ROWS; offset += n_outs[m]; ++m; }
@@ -169,10 +171,12 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
                     w = unpacked;
                     q0_type = 8;
                 }
-                if (q0 && q0_type == 8 && tiles8) /* Q8_0 (or unpacked Q4_0/Q5_0): eight rows at once */
+                if (q0 && q0_type == 8 && tiles8 && t + 8 <= t_end && n_in <= 32 * UNPACKED_BLOCKS) {
+                    camelid_q8_0_corrections(w, n_in / 32, corrections); /* Q8_0 (or unpacked): eight rows at once */
                     for (; t + 8 <= t_end; t += 8)
-                        camelid_dot_x8pu_q8_0(w, packed0u + t * q80_bytes, 4 * q80_bytes, n_in, column + t * out_stride,
-                                              out_stride);
+                        camelid_dot_x8pu_q8_0(w, corrections, packed0u + t * q80_bytes, 4 * q80_bytes, n_in,
+                                              column + t * out_stride, out_stride);
+                }
                 if (q41) /* Q4_1: eight rows at a time where there are eight */
                     for (; t + 8 <= t_end; t += 8)
                         camelid_dot_x8p_q4_1(w, packed + t * q81_bytes, 4 * q81_bytes, n_in, column + t * out_stride,

@@ -34,12 +34,21 @@ void camelid_pack_q8_0x4_unsigned(const uint8_t *packed, int64_t n_blocks, uint8
     }
 }
 
+/* the corrections -128 * (lane sums of w) of a Q8_0 row's blocks, [n_blocks][8], for camelid_dot_x8pu_q8_0 */
+__attribute__((target("avx512vnni,avx512vl"))) void camelid_q8_0_corrections(const uint8_t *w, int64_t n_blocks,
+                                                                              int32_t *corr) {
+    for (int64_t b = 0; b < n_blocks; ++b, w += 34)
+        _mm256_storeu_si256((__m256i *) (corr + 8 * b), _mm256_slli_epi32(_mm256_sub_epi32(_mm256_setzero_si256(),
+            _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), _mm256_loadu_si256((const __m256i *) (w + 2)))), 7));
+}
+
+/* corr: the row's corrections (camelid_q8_0_corrections), computed once for all the row's tiles of eight */
 __attribute__((target("avx512vnni,avx512vl"))) void camelid_dot_x8pu_q8_0(
-        const uint8_t *w, const uint8_t *packed_u, int64_t group_bytes, int64_t n_in, float *out, int64_t out_stride) {
+        const uint8_t *w, const int32_t *corr, const uint8_t *packed_u, int64_t group_bytes, int64_t n_in, float *out,
+        int64_t out_stride) {
     const block_q8_0x4 *y0 = (const block_q8_0x4 *) packed_u, *y1 = (const block_q8_0x4 *) (packed_u + group_bytes);
     __m256 acc[8];
     for (int j = 0; j < 8; ++j) acc[j] = _mm256_setzero_ps();
-    const __m256i ones = _mm256_set1_epi8(1);
     for (int64_t b = 0; b < n_in / 32; ++b, w += 34) {
         uint16_t d;
         memcpy(&d, w, 2);
@@ -47,8 +56,7 @@ __attribute__((target("avx512vnni,avx512vl"))) void camelid_dot_x8pu_q8_0(
         const __m256 s0 = _mm256_castps128_ps256(_mm_mul_ps(dw, _mm_loadu_ps(y0[b].d)));
         const __m256 s1 = _mm256_castps128_ps256(_mm_mul_ps(dw, _mm_loadu_ps(y1[b].d)));
         const __m256i qw = _mm256_loadu_si256((const __m256i *) (w + 2));
-        const __m256i correction = _mm256_slli_epi32(
-            _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, qw)), 7);
+        const __m256i correction = _mm256_loadu_si256((const __m256i *) (corr + 8 * b));
         #pragma GCC unroll 4
         for (int j = 0; j < 4; ++j) {
             const __m256i l0 = _mm256_dpbusd_epi32(correction, _mm256_loadu_si256((const __m256i *) y0[b].qs[j]), qw);
