@@ -18,6 +18,16 @@ typedef struct { float d, s; int8_t qs[32]; } block_q8_1; /* 40 bytes; s = fp16(
 typedef struct { float d[4], s[4]; int8_t qs[4][32]; } block_q8_1x4; /* one block of 4 activation rows, packed */
 typedef struct { float d[4]; int8_t qs[4][32]; } block_q8_0x4;        /* the same for Q8_0 rows */
 
+/* AVX-512 VNNI with 256-bit vectors (VL): the variants that use dpbusd/dpwssd and 32 vector registers */
+static inline int cpu_has_vnni(void) {
+    static int has = -1;
+    if (has < 0) {
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
+    }
+    return has;
+}
+
 static inline float half_to_float(uint16_t h) { return _cvtsh_ss(h); }
 static inline uint16_t float_to_half(float f) { return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
 static inline float round_to_half(float f) { return half_to_float(float_to_half(f)); }

@@ -69,7 +69,8 @@ void camelid_quantize_q8_K(const float *x, void *out, int64_t n) {
  * qh), each chunk's two 16-element scales as 16-bit lanes, and all 16 scales widened (for the bsum term) */
 typedef struct { __m256i q[8], sc[8], scales; } q6_K_unpacked;
 
-static inline void unpack_q6_K(const block_q6_K *x, q6_K_unpacked *u) {
+/* the 6-bit codes of the 8 chunks (low 4 bits from ql, high 2 from qh) */
+static inline __attribute__((always_inline)) void unpack_q6_K_codes(const block_q6_K *x, q6_K_unpacked *u) {
     const __m256i m15 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
     for (int half = 0; half < 2; ++half) {
         const uint8_t *ql = x->ql + 64 * half, *qh = x->qh + 32 * half;
@@ -83,6 +84,10 @@ static inline void unpack_q6_K(const block_q6_K *x, q6_K_unpacked *u) {
         u->q[4 * half + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo2, 4), m15),
                                              _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4));
     }
+}
+
+static inline void unpack_q6_K(const block_q6_K *x, q6_K_unpacked *u) {
+    unpack_q6_K_codes(x, u);
     for (int chunk = 0; chunk < 8; ++chunk)
         u->sc[chunk] = _mm256_setr_m128i(_mm_set1_epi16(x->scales[2 * chunk]), _mm_set1_epi16(x->scales[2 * chunk + 1]));
     u->scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) x->scales));
@@ -90,19 +95,7 @@ static inline void unpack_q6_K(const block_q6_K *x, q6_K_unpacked *u) {
 
 /* unpack_q6_K with the chunk scales spread by vpermw (AVX-512 BW): the same vectors */
 __attribute__((target("avx512vl,avx512bw"))) static inline void unpack_q6_K_bw(const block_q6_K *x, q6_K_unpacked *u) {
-    const __m256i m15 = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3);
-    for (int half = 0; half < 2; ++half) {
-        const uint8_t *ql = x->ql + 64 * half, *qh = x->qh + 32 * half;
-        const __m256i lo1 = _mm256_loadu_si256((const __m256i *) ql), lo2 = _mm256_loadu_si256((const __m256i *) (ql + 32));
-        const __m256i hb = _mm256_loadu_si256((const __m256i *) qh);
-        u->q[4 * half + 0] = _mm256_or_si256(_mm256_and_si256(lo1, m15), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
-        u->q[4 * half + 1] = _mm256_or_si256(_mm256_and_si256(lo2, m15),
-                                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4));
-        u->q[4 * half + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo1, 4), m15),
-                                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4));
-        u->q[4 * half + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lo2, 4), m15),
-                                             _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4));
-    }
+    unpack_q6_K_codes(x, u);
     u->scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *) x->scales));
     for (int chunk = 0; chunk < 8; ++chunk) /* words 0-7: scale 2 chunk, words 8-15: scale 2 chunk + 1 */
         u->sc[chunk] = _mm256_permutexvar_epi16(_mm256_setr_epi16(
@@ -115,27 +108,21 @@ __attribute__((target("avx512vl,avx512bw"))) static inline void unpack_q6_K_bw(c
 /* the 8 int32 lanes of one Q6_K super-block as ggml's AVX2 vec_dot forms them: lane m holds
  * sum over the elements e with (e mod 32) / 4 == m of sc[e/16] * q6(e) * q8(e), minus 32 (sc[2m] bsum[2m] + sc[2m+1]
  * bsum[2m+1]); integer arithmetic, so any way of forming the sums gives these values */
-static inline __m256i q6_K_lanes_of(const q6_K_unpacked *u, const block_q8_K *y) {
-    __m256i sumi = _mm256_setzero_si256();
-    for (int chunk = 0; chunk < 8; ++chunk) {
-        const __m256i p16 = _mm256_maddubs_epi16(u->q[chunk], _mm256_loadu_si256((const __m256i *) (y->qs + 32 * chunk)));
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, u->sc[chunk]));
-    }
-    const __m256i bsums = _mm256_loadu_si256((const __m256i *) y->bsums);
-    return _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(bsums, u->scales), 5));
+#define DEFINE_Q6_K_LANES(NAME, TARGET, STEP)                                                                    \
+TARGET static inline __m256i NAME(const q6_K_unpacked *u, const block_q8_K *y) {                                  \
+    __m256i sumi = _mm256_setzero_si256();                                                                        \
+    for (int chunk = 0; chunk < 8; ++chunk) {                                                                     \
+        const __m256i p16 = _mm256_maddubs_epi16(u->q[chunk], _mm256_loadu_si256((const __m256i *) (y->qs + 32 * chunk))); \
+        sumi = STEP(sumi, p16, u->sc[chunk]);                                                                     \
+    }                                                                                                             \
+    const __m256i bsums = _mm256_loadu_si256((const __m256i *) y->bsums);                                         \
+    return _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(bsums, u->scales), 5));                     \
 }
 
-/* the same lanes with VNNI: each chunk's madd by the scales and the add fused into one dpwssd (the same integers) */
-__attribute__((target("avx512vnni,avx512vl"))) static inline __m256i q6_K_lanes_of_vnni(const q6_K_unpacked *u,
-                                                                                       const block_q8_K *y) {
-    __m256i sumi = _mm256_setzero_si256();
-    for (int chunk = 0; chunk < 8; ++chunk) {
-        const __m256i p16 = _mm256_maddubs_epi16(u->q[chunk], _mm256_loadu_si256((const __m256i *) (y->qs + 32 * chunk)));
-        sumi = _mm256_dpwssd_epi32(sumi, p16, u->sc[chunk]);
-    }
-    const __m256i bsums = _mm256_loadu_si256((const __m256i *) y->bsums);
-    return _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(bsums, u->scales), 5));
-}
+/* one chunk: madd by the scales and an add, or with VNNI one dpwssd (the same integers) */
+#define Q6_K_STEP_MADD(sumi, p16, sc) _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, sc))
+DEFINE_Q6_K_LANES(q6_K_lanes_of, , Q6_K_STEP_MADD)
+DEFINE_Q6_K_LANES(q6_K_lanes_of_vnni, __attribute__((target("avx512vnni,avx512vl"))), _mm256_dpwssd_epi32)
 
 static inline __m256i q6_K_lanes(const block_q6_K *x, const block_q8_K *y) {
     q6_K_unpacked u;
@@ -224,19 +211,10 @@ __attribute__((target("avx512vnni,avx512vl,avx512bw"))) static void dot_x8_q6_K_
     for (int t = 0; t < 8; ++t) out[t * out_stride] = result[t];
 }
 
-static int has_vnni(void) {
-    static int has = -1;
-    if (has < 0) {
-        __builtin_cpu_init();
-        has = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
-    }
-    return has;
-}
-
 /* eight rows at once (VNNI only; returns 0 without it, and the caller goes on by fours) */
 int camelid_dot_x8_q6_K(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
                         int64_t out_stride, int64_t n_tokens) {
-    if (!has_vnni() || !__builtin_cpu_supports("avx512bw")) return 0;
+    if (!cpu_has_vnni() || !__builtin_cpu_supports("avx512bw")) return 0;
     (void) n_tokens; /* eight rows or more: always the tiled order */
     dot_x8_q6_K_vnni(n_in / 256, (const block_q6_K *) w, a, a_stride, out, out_stride);
     return 1;
@@ -244,7 +222,7 @@ int camelid_dot_x8_q6_K(const uint8_t *w, const uint8_t *a, int64_t a_stride, in
 
 void camelid_dot_x4_q6_K(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
                          int64_t out_stride, int64_t n_tokens) {
-    (has_vnni() ? dot_x4_q6_K_vnni : dot_x4_q6_K)(n_in / 256, (const block_q6_K *) w, a, a_stride, out, out_stride,
+    (cpu_has_vnni() ? dot_x4_q6_K_vnni : dot_x4_q6_K)(n_in / 256, (const block_q6_K *) w, a, a_stride, out, out_stride,
                                                   n_tokens >= 8);
 }
 
@@ -269,6 +247,14 @@ static inline void scales_mins_k4(const uint8_t *q, uint8_t sc[8], uint8_t mn[8]
     u[0] &= 0x3f3f3f3f;
     memcpy(sc, u, 8);
     memcpy(mn, u + 2, 8);
+}
+
+/* the eight mins as 16-bit words, each twice (one per half sub-block of 16, as the bsums come) */
+static inline __m256i repeated_mins(const uint8_t mn[8]) {
+    uint64_t mn8;
+    memcpy(&mn8, mn, 8);
+    const __m128i mn16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long) mn8));
+    return _mm256_set_m128i(_mm_unpackhi_epi16(mn16, mn16), _mm_unpacklo_epi16(mn16, mn16));
 }
 
 /* pairs = 1: sums per super-block (gemv); pairs = 4: per pair of sub-blocks (gemm). The integer sums are formed
@@ -324,10 +310,7 @@ TARGET static void dot_x4_q4_K##SUFFIX(int64_t n_blocks, const block_q4_K *x, co
         /* the min terms of the four rows, vectorized: madd(bsums, mins repeated per half sub-block) gives lane k =               \
          * mn[k] * (bsums[2k] + bsums[2k+1]); pairs of lanes make each pair of sub-blocks; transposed so that                     \
          * imin[j] holds pair j of the four rows (exact integers, as the scalar sums) */                                          \
-        uint64_t mn8;                                                                                                             \
-        memcpy(&mn8, mn, 8);                                                                                                      \
-        const __m128i mn16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long) mn8));                                               \
-        const __m256i mins = _mm256_set_m128i(_mm_unpackhi_epi16(mn16, mn16), _mm_unpacklo_epi16(mn16, mn16));                    \
+        const __m256i mins = repeated_mins(mn);                                                                                   \
         __m256i terms[4];                                                                                                         \
         for (int t = 0; t < 4; ++t)                                                                                               \
             terms[t] = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) y[t]->bsums), mins);                                \
@@ -382,10 +365,7 @@ __attribute__((target("avx512vnni,avx512vl"))) static void dot_x8_q4_K_vnni(
         const __m256 d8 = _mm256_setr_ps(y[0]->d, y[1]->d, y[2]->d, y[3]->d, y[4]->d, y[5]->d, y[6]->d, y[7]->d);
         const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(half_to_float(x[b].d)), d8);
         const __m256 scale_min = _mm256_mul_ps(_mm256_set1_ps(half_to_float(x[b].dmin)), d8);
-        uint64_t mn8;
-        memcpy(&mn8, mn, 8);
-        const __m128i mn16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long) mn8));
-        const __m256i mins = _mm256_set_m128i(_mm_unpackhi_epi16(mn16, mn16), _mm_unpacklo_epi16(mn16, mn16));
+        const __m256i mins = repeated_mins(mn);
         __m256i terms[8];
         for (int t = 0; t < 8; ++t)
             terms[t] = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *) y[t]->bsums), mins);
@@ -429,7 +409,7 @@ __attribute__((target("avx512vnni,avx512vl"))) static void dot_x8_q4_K_vnni(
 int camelid_dot_x8_q4_K(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
                         int64_t out_stride, int64_t n_tokens) {
     (void) n_tokens;
-    if (!has_vnni()) return 0;
+    if (!cpu_has_vnni()) return 0;
     dot_x8_q4_K_vnni(n_in / 256, (const block_q4_K *) w, a, a_stride, out, out_stride);
     return 1;
 }
@@ -437,7 +417,7 @@ int camelid_dot_x8_q4_K(const uint8_t *w, const uint8_t *a, int64_t a_stride, in
 void camelid_dot_x4_q4_K(const uint8_t *w, const uint8_t *a, int64_t a_stride, int64_t n_in, float *out,
                          int64_t out_stride, int64_t n_tokens) {
     (void) n_tokens;
-    (has_vnni() ? dot_x4_q4_K_vnni : dot_x4_q4_K)(n_in / 256, (const block_q4_K *) w, a, a_stride, out, out_stride);
+    (cpu_has_vnni() ? dot_x4_q4_K_vnni : dot_x4_q4_K)(n_in / 256, (const block_q4_K *) w, a, a_stride, out, out_stride);
 }
 
 /* Q4_K as llama.cpp's repacked kernels: gemm for the first n - n % 4 rows of a batch, gemv for the rest */

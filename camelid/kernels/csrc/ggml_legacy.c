@@ -244,14 +244,7 @@ DEFINE_DOT_X4P(_vnni, __attribute__((target("avx512vnni,avx512vl"))), lanes_vnni
 DEFINE_DOT_X4P_Q0(, , lanes_u4_s8)
 DEFINE_DOT_X4P_Q0(_vnni, __attribute__((target("avx512vnni,avx512vl"))), lanes_vnni)
 
-static int vnni(void) {
-    static int has = -1;
-    if (has < 0) {
-        __builtin_cpu_init();
-        has = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
-    }
-    return has;
-}
+static inline int vnni(void) { return cpu_has_vnni(); }
 
 #define dot_q4_1_q8_1(...) (vnni() ? dot_q4_1_q8_1_vnni(__VA_ARGS__) : dot_q4_1_q8_1(__VA_ARGS__))
 #define dot_x4_q4_1(...) (vnni() ? dot_x4_q4_1_vnni(__VA_ARGS__) : dot_x4_q4_1(__VA_ARGS__))

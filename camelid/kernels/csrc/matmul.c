@@ -35,7 +35,6 @@ void camelid_pack_q8_1x4(const uint8_t *, int64_t, int64_t, int64_t, uint8_t *);
 void camelid_dot_x4p_q0(const uint8_t *, int, const uint8_t *, int64_t, float *, int64_t);
 void camelid_pack_q8_0x4(const uint8_t *, int64_t, int64_t, int64_t, uint8_t *);
 void camelid_q0_row_to_q8_0(const uint8_t *, int, int64_t, uint8_t *);
-int camelid_has_vnni(void);
 void camelid_pack_q8_0x4_unsigned(const uint8_t *, int64_t, uint8_t *);
 int camelid_dot_x8_q6_K(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
 int camelid_dot_x8_q4_K(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
@@ -130,7 +129,7 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
     }
     /* the packed Q8_0 rows once more as unsigned bytes, for the eight-row VNNI tiles (tile_q8.c) */
     uint8_t *packed0u = packed0 + (n_tokens + 3) * q80_bytes;
-    const int tiles8 = needed[ACT_Q8_0] && n_tokens >= 8 && camelid_has_vnni();
+    const int tiles8 = needed[ACT_Q8_0] && n_tokens >= 8 && cpu_has_vnni();
     if (tiles8) {
         #pragma omp parallel for schedule(static)
         for (int64_t g = 0; g < (n_tokens + 3) / 4; ++g)

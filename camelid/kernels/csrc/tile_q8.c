@@ -10,15 +10,6 @@
 
 #include "ggml_common.h"
 
-int camelid_has_vnni(void) {
-    static int has = -1;
-    if (has < 0) {
-        __builtin_cpu_init();
-        has = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
-    }
-    return has;
-}
-
 /* The activations' side of the offset: the packed rows once more as unsigned bytes (value + 128), their scales as
  * they are. dpbusd(-128 * lane sums of w, a + 128, w) is then exactly the lane sums of a * w, with the correction
  * formed once per weight block for all eight rows: one vector operation per block and row fewer than the sign
