@@ -14,7 +14,15 @@ import torch
 from camelid.engine.kv_cache import PADDING_POSITION
 from camelid.engine.options import Options
 from camelid.engine.sampling import SamplingParams, top_k_first
-from camelid.engine.sequence import Done, GenerationState, Piece, Stats, TokenizerLike, common_prefix
+from camelid.engine.sequence import (
+    Done,
+    GenerationState,
+    Piece,
+    Stats,
+    TokenizerLike,
+    check_prompt,
+    common_prefix,
+)
 from camelid.errors import BadRequest
 
 __all__ = ["Done", "Engine", "GenerationState", "Piece", "Stats", "common_prefix", "paused_gc"]
@@ -57,11 +65,7 @@ class Engine:
     def prefill(self, slot: int, ids: Sequence[int], num_batch: int, reuse: bool = True,
                 all_logits: bool = False) -> torch.Tensor:
         """Feed a prompt in chunks of `num_batch`, reusing the slot's cached prefix when allowed."""
-        if len(ids) > self.n_ctx:
-            raise BadRequest(f"the prompt is {len(ids)} tokens, longer than the context window "
-                             f"(num_ctx={self.n_ctx}); shorten it or raise num_ctx")
-        if not ids:
-            raise BadRequest("the prompt is empty")
+        check_prompt(ids, self.n_ctx)
         start = common_prefix(self.slot_tokens[slot], ids) if reuse else 0
         start = min(start, len(ids) - 1)  # always run at least the last token to get its logits
         del self.slot_tokens[slot][start:]
@@ -112,11 +116,7 @@ class Engine:
 
     def _reusable(self, state: GenerationState) -> int:
         """Prompt tokens the slot's cache already holds (at least the last one is always run again)."""
-        if len(state.ids) > self.n_ctx:
-            raise BadRequest(f"the prompt is {len(state.ids)} tokens, longer than the context window "
-                             f"(num_ctx={self.n_ctx}); shorten it or raise num_ctx")
-        if not state.ids:
-            raise BadRequest("the prompt is empty")
+        check_prompt(state.ids, self.n_ctx)
         return min(common_prefix(self.slot_tokens[state.slot], state.ids), len(state.ids) - 1)
 
     def _prefill_together(self, states: list[GenerationState]) -> list[torch.Tensor]:

@@ -7,8 +7,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from camelid.engine.options import Options
-from camelid.engine.sequence import Done, GenerationState, Piece, common_prefix
-from camelid.errors import BadRequest
+from camelid.engine.sequence import Done, GenerationState, Piece, check_prompt, common_prefix
 
 
 class NativeEngine:
@@ -29,11 +28,7 @@ class NativeEngine:
     def prefill(self, ids: Sequence[int], num_batch: int) -> Any:
         """Feed a prompt in chunks of `num_batch` (as Engine.prefill does) from the end of the cached prefix it
         shares (at least its last token runs again); the last position's logits."""
-        if not ids:
-            raise BadRequest("the prompt is empty")
-        if len(ids) > self.n_ctx:
-            raise BadRequest(f"the prompt is {len(ids)} tokens, longer than the context window "
-                             f"(num_ctx={self.n_ctx}); shorten it or raise num_ctx")
+        check_prompt(ids, self.n_ctx)
         first = min(common_prefix(self.held, ids), len(ids) - 1)
         logits = None
         for start in range(first, len(ids), max(1, num_batch)):

@@ -15,6 +15,7 @@ from camelid.engine.options import Options
 from camelid.engine.sampling import log_softmax, new_rng, sample, top_k_select
 from camelid.engine.stats import Stats
 from camelid.engine.stops import StopMatcher
+from camelid.errors import BadRequest
 
 
 class TokenizerLike(Protocol):
@@ -145,3 +146,12 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     while i < n and a[i] == b[i]:
         i += 1
     return i
+
+
+def check_prompt(ids: Sequence[int], n_ctx: int) -> None:
+    """A prompt an engine can run: not empty, and within the context window (BadRequest otherwise)."""
+    if len(ids) > n_ctx:
+        raise BadRequest(f"the prompt is {len(ids)} tokens, longer than the context window "
+                         f"(num_ctx={n_ctx}); shorten it or raise num_ctx")
+    if not ids:
+        raise BadRequest("the prompt is empty")
