@@ -142,6 +142,25 @@ def test_native_prefill_attention_matches_float64(window: int | None, dim: int) 
 
 
 @needs_native
+@pytest.mark.parametrize("n_tokens", [1, 24])
+def test_native_attention_heads_of_a_group_equal_each_head_alone(n_tokens: int) -> None:
+    """The query heads of a KV group are computed together (up to four at a time, sharing the key and value loads):
+    each head's output is bit for bit the one it gets alone (6 heads per KV head: a group of 4, then 2)."""
+    keys, values = random_cache(1, 2, 64, 64, 13)
+    q = torch.randn(1, n_tokens, 12, 64, generator=torch.Generator().manual_seed(14))
+    positions = torch.arange(30, 30 + n_tokens)[None]
+    slots = torch.tensor([0])
+    n_keys = 30 + n_tokens
+    together = native.attention(q, keys, values, slots, positions, n_keys, None, 0.2)
+    assert together is not None
+    for h in range(12):
+        g = h // 6
+        alone = native.attention(q[:, :, h:h + 1].contiguous(), keys[:, g:g + 1].contiguous(),
+                                 values[:, g:g + 1].contiguous(), slots, positions, n_keys, None, 0.2)
+        assert alone is not None and torch.equal(together[:, :, h:h + 1], alone)
+
+
+@needs_native
 def test_native_attention_orders_differ_as_ggml_does() -> None:
     """One token alone uses ggml_vec_dot_f16's order, two or more tinyBLAS's: the same query can round differently."""
     keys, values = random_cache(1, 1, 300, 64, 11)

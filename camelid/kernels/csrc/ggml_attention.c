@@ -135,20 +135,6 @@ static float dot_tiny_f32(const float *k, const float *q, int64_t n) {
     return tree_16(lo, hi);
 }
 
-/* four consecutive rows of k (row length n) against q: the dot_tiny_f32 of each, interleaved */
-static void dot_tiny_f32_x4(const float *k, int64_t n, const float *q, float *out) {
-    __m256 lo[4], hi[4];
-    for (int r = 0; r < 4; ++r) lo[r] = hi[r] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n; i += 16) {
-        const __m256 q_lo = _mm256_loadu_ps(q + i), q_hi = _mm256_loadu_ps(q + i + 8);
-        for (int r = 0; r < 4; ++r) {
-            lo[r] = _mm256_fmadd_ps(_mm256_loadu_ps(k + r * n + i), q_lo, lo[r]);
-            hi[r] = _mm256_fmadd_ps(_mm256_loadu_ps(k + r * n + i + 8), q_hi, hi[r]);
-        }
-    }
-    for (int r = 0; r < 4; ++r) out[r] = tree_16(lo[r], hi[r]);
-}
-
 /* ggml_expf on 8 lanes: the same operations; 2^n applied by building the power of two when every |n| <= 126
  * (exact, like _mm512_scalef_ps), lane by lane otherwise */
 static inline __m256 ggml_expf_8(__m256 x) {
@@ -182,13 +168,6 @@ static inline __m256 round_to_half_8(__m256 x) {
     return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
 }
 
-static inline int visible(int64_t key, int64_t query, int64_t window) {
-    return key <= query && (window <= 0 || query - key < window);
-}
-
-/* q [n_q, H, Dk] float32 (n_q = B*T tokens, positions [n_q], -1 = padding), caches [n_slots, Hkv, n_ctx, D] fp16,
- * slots [B]; out [n_q, H, Dv]. tiny != 0: the batch holds two or more tokens (tinyBLAS order). k_new/v_new
- * [n_q, Hkv, D] float32 (or NULL): first stored in the cache at their positions, rounded to fp16. */
 static inline void to_half(const float *x, uint16_t *h, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -202,11 +181,227 @@ static inline void from_half(const uint16_t *h, float *x, int64_t n) {
     for (; i < n; ++i) x[i] = half_to_float(h[i]);
 }
 
-static inline __attribute__((always_inline)) void attention_impl(const float *q, uint16_t *k_cache, uint16_t *v_cache, const int64_t *slots,
+/* two consecutive rows of k (row length n) against the nh query rows qh (n apart): dot_tiny_f32 of each pair, all
+ * interleaved (the key loads shared by the heads); dots[2 * head + key] */
+static inline __attribute__((always_inline)) void dot_tiny_f32_heads(const float *k, int64_t n, const float *qh, int nh,
+                                                                     float *dots) {
+    __m256 lo[4][2], hi[4][2];
+    for (int j = 0; j < nh; ++j) lo[j][0] = lo[j][1] = hi[j][0] = hi[j][1] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __m256 k0l = _mm256_loadu_ps(k + i), k0h = _mm256_loadu_ps(k + i + 8);
+        const __m256 k1l = _mm256_loadu_ps(k + n + i), k1h = _mm256_loadu_ps(k + n + i + 8);
+        for (int j = 0; j < nh; ++j) {
+            const __m256 ql = _mm256_loadu_ps(qh + j * n + i), qu = _mm256_loadu_ps(qh + j * n + i + 8);
+            lo[j][0] = _mm256_fmadd_ps(k0l, ql, lo[j][0]);
+            hi[j][0] = _mm256_fmadd_ps(k0h, qu, hi[j][0]);
+            lo[j][1] = _mm256_fmadd_ps(k1l, ql, lo[j][1]);
+            hi[j][1] = _mm256_fmadd_ps(k1h, qu, hi[j][1]);
+        }
+    }
+    for (int j = 0; j < nh; ++j)
+        for (int r = 0; r < 2; ++r) dots[2 * j + r] = tree_16(lo[j][r], hi[j][r]);
+}
+
+/* tinyBLAS order for the value sums of nh heads at once: lane l of head j sums prob[j][c] * v[c] over the keys
+ * c = l (mod 16) in increasing order, into acc[(j * 16 + l) * Dv + d]. 32 values at a time, each key row's tile read
+ * once for the heads (V rows lane-major, see below). Masked keys carry probability 0 and a finite row: no-ops */
+static inline __attribute__((always_inline)) void value_sums_heads(const float *wide_v, int64_t rows, int64_t Dv,
+                                                                   const float *prob, int64_t padded, int nh,
+                                                                   int64_t c_begin, int64_t c_end, float *acc) {
+    for (int64_t d0 = 0; d0 + 32 <= Dv; d0 += 32)
+        for (int l = 0; l < 16; ++l) {
+            __m256 a[4][4];
+            for (int j = 0; j < nh; ++j)
+                for (int k = 0; k < 4; ++k) a[j][k] = _mm256_setzero_ps();
+            for (int64_t c = c_begin + l; c < c_end; c += 16) {
+                const float *v = wide_v + (l * (rows / 16) + c / 16) * Dv + d0;
+                __m256 vk[4];
+                for (int k = 0; k < 4; ++k) vk[k] = _mm256_loadu_ps(v + 8 * k);
+                for (int j = 0; j < nh; ++j) {
+                    const __m256 pc = _mm256_set1_ps(prob[j * padded + c]);
+                    for (int k = 0; k < 4; ++k) a[j][k] = _mm256_fmadd_ps(vk[k], pc, a[j][k]);
+                }
+            }
+            for (int j = 0; j < nh; ++j)
+                for (int k = 0; k < 4; ++k) _mm256_storeu_ps(acc + (j * 16 + l) * Dv + d0 + 8 * k, a[j][k]);
+        }
+    for (int64_t d0 = Dv & ~(int64_t) 31; d0 < Dv; d0 += 8) /* Dv % 32 values left: 8 at a time */
+        for (int j = 0; j < nh; ++j)
+            for (int l = 0; l < 16; ++l) {
+                __m256 a = _mm256_setzero_ps();
+                for (int64_t c = c_begin + l; c < c_end; c += 16)
+                    a = _mm256_fmadd_ps(_mm256_loadu_ps(wide_v + (l * (rows / 16) + c / 16) * Dv + d0),
+                                        _mm256_set1_ps(prob[j * padded + c]), a);
+                _mm256_storeu_ps(acc + (j * 16 + l) * Dv + d0, a);
+            }
+}
+
+/* the lanes of every output value folded: (a0 + a2) + (a1 + a3) for vec_dot_f16's four accumulators, then the 16
+ * lanes halved; 8 output values at a time */
+static inline __attribute__((always_inline)) void fold_lanes(const float *acc, int64_t Dv, int tiny, float *o) {
+    int64_t d = 0;
+    for (; d + 8 <= Dv; d += 8) {
+        __m256 lane[16];
+        for (int l = 0; l < 16; ++l) {
+            const __m256 a0 = _mm256_loadu_ps(acc + l * Dv + d);
+            lane[l] = tiny ? a0 : _mm256_add_ps(_mm256_add_ps(a0, _mm256_loadu_ps(acc + (32 + l) * Dv + d)),
+                                                _mm256_add_ps(_mm256_loadu_ps(acc + (16 + l) * Dv + d),
+                                                              _mm256_loadu_ps(acc + (48 + l) * Dv + d)));
+        }
+        for (int half = 8; half > 0; half >>= 1)
+            for (int l = 0; l < half; ++l) lane[l] = _mm256_add_ps(lane[l], lane[l + half]);
+        _mm256_storeu_ps(o + d, lane[0]);
+    }
+    for (; d < Dv; ++d) {
+        float lane[16];
+        for (int l = 0; l < 16; ++l)
+            lane[l] = tiny ? acc[l * Dv + d]
+                           : (acc[l * Dv + d] + acc[(32 + l) * Dv + d]) + (acc[(16 + l) * Dv + d] + acc[(48 + l) * Dv + d]);
+        o[d] = tree_sum_16(lane);
+    }
+}
+
+typedef struct {
+    const float *q, *wide; /* wide: the slot's K and V widened to float (or NULL), see camelid_attention_f16 */
+    const uint16_t *k_cache, *v_cache;
+    const int64_t *slots, *positions;
+    float *out;
+    int64_t T, H, Hkv, Dk, Dv, n_ctx, n_keys, window, rows;
+    float scale;
+    int tiny;
+} attention_args;
+
+/* floats of the per-thread buffer attend_group needs */
+static int64_t attend_buffer(const attention_args *a) {
+    const int64_t padded = (a->n_keys + 63) & ~(int64_t) 63;
+    return (4 * a->Dk + 8 * padded + 64 * a->Dv + 15) / 16 * 16 + 16;
+}
+
+/* Query heads h0 .. h0 + nh - 1 (nh <= 4) of KV group g for one query token: they see the same keys, so each key and
+ * value row is loaded once for all of them (with the widened cache). Every score, sum and output is computed exactly
+ * as for one head alone. */
+static inline __attribute__((always_inline)) void attend_heads(const attention_args *a, int64_t token, int64_t g,
+                                                               int64_t h0, int nh, float *buffer) {
+    const int64_t H = a->H, Hkv = a->Hkv, Dk = a->Dk, Dv = a->Dv, group = H / Hkv, rows = a->rows;
+    const int64_t padded = (a->n_keys + 63) & ~(int64_t) 63, p = a->positions[token];
+    const int tiny = a->tiny, tiny_kq = tiny && Dk % 16 == 0;
+    const int64_t lanes = tiny ? 16 : 64; /* kqv accumulators: cell mod 16 (tinyBLAS) or mod 64 (vec_dot_f16) */
+    float *qh = buffer, *score = qh + 4 * Dk, *prob = score + 4 * padded, *acc = prob + 4 * padded;
+    const int64_t head0 = token * H + g * group + h0;
+    if (p < 0) {
+        memset(a->out + head0 * Dv, 0, sizeof(float) * (size_t) (nh * Dv));
+        return;
+    }
+    const int64_t slot = a->slots[token / a->T];
+    const uint16_t *keys = a->k_cache + ((slot * Hkv + g) * a->n_ctx) * Dk;
+    const uint16_t *values = a->v_cache + ((slot * Hkv + g) * a->n_ctx) * Dv;
+    const float *wide_k = a->wide ? a->wide + g * rows * Dk : NULL;
+    const float *wide_v = a->wide ? a->wide + Hkv * rows * Dk + g * rows * Dv : NULL;
+    /* visible keys lie in [first, last); chunks of 16 outside it hold only zeros after the softmax, which add nothing
+     * to its sum nor to the output: they are skipped */
+    const int64_t first = a->window > 0 && p - a->window + 1 > 0 ? p - a->window + 1 : 0;
+    const int64_t last = p + 1 < a->n_keys ? p + 1 : a->n_keys;
+    const int64_t c_begin = first & ~(int64_t) 15, c_end = (last + 15) & ~(int64_t) 15;
+    float max[4];
+    for (int j = 0; j < nh; ++j) {
+        for (int64_t d = 0; d < Dk; ++d) qh[j * Dk + d] = round_to_half(a->q[(head0 + j) * Dk + d]);
+        max[j] = -INFINITY;
+    }
+    int64_t c = c_begin;
+    for (; c < c_end && c < first; ++c)
+        for (int j = 0; j < nh; ++j) score[j * padded + c] = -INFINITY;
+    if (wide_k && tiny_kq) /* two keys at a time for all the heads */
+        for (; c + 2 <= last; c += 2) {
+            float dots[8];
+            switch (nh) { /* constant head counts, for registers */
+            case 4: dot_tiny_f32_heads(wide_k + c * Dk, Dk, qh, 4, dots); break;
+            case 3: dot_tiny_f32_heads(wide_k + c * Dk, Dk, qh, 3, dots); break;
+            case 2: dot_tiny_f32_heads(wide_k + c * Dk, Dk, qh, 2, dots); break;
+            default: dot_tiny_f32_heads(wide_k + c * Dk, Dk, qh, 1, dots); break;
+            }
+            for (int j = 0; j < nh; ++j)
+                for (int i = 0; i < 2; ++i) {
+                    const float s = dots[2 * j + i] * a->scale;
+                    score[j * padded + c + i] = s;
+                    max[j] = s > max[j] ? s : max[j];
+                }
+        }
+    for (; c < c_end; ++c)
+        for (int j = 0; j < nh; ++j) {
+            if (c >= last) { score[j * padded + c] = -INFINITY; continue; }
+            const float *qj = qh + j * Dk;
+            const float dot = wide_k && tiny_kq ? dot_tiny_f32(wide_k + c * Dk, qj, Dk)
+                              : tiny_kq ? dot_tiny_f16(keys + c * Dk, qj, Dk) : dot_vec_f16(keys + c * Dk, qj, Dk);
+            const float s = dot * a->scale;
+            score[j * padded + c] = s;
+            max[j] = s > max[j] ? s : max[j];
+        }
+    for (int j = 0; j < nh; ++j) { /* ggml_soft_max_ext */
+        float *sj = score + j * padded, *pj = prob + j * padded;
+        double sum = 0.0;
+        const __m256 max8 = _mm256_set1_ps(max[j]);
+        for (int64_t c = c_begin; c < c_end; c += 16) {
+            const __m256 lo = ggml_expf_8(_mm256_sub_ps(_mm256_loadu_ps(sj + c), max8));
+            const __m256 hi = ggml_expf_8(_mm256_sub_ps(_mm256_loadu_ps(sj + c + 8), max8));
+            _mm256_storeu_ps(pj + c, lo);
+            _mm256_storeu_ps(pj + c + 8, hi);
+            sum += (double) tree_16(lo, hi);
+        }
+        const __m256 inv = _mm256_set1_ps((float) (1.0 / sum));
+        for (int64_t c = c_begin; c < c_end; c += 8)
+            _mm256_storeu_ps(pj + c, round_to_half_8(_mm256_mul_ps(_mm256_loadu_ps(pj + c), inv)));
+    }
+    if (wide_v) {
+        switch (nh) {
+        case 4: value_sums_heads(wide_v, rows, Dv, prob, padded, 4, c_begin, c_end, acc); break;
+        case 3: value_sums_heads(wide_v, rows, Dv, prob, padded, 3, c_begin, c_end, acc); break;
+        case 2: value_sums_heads(wide_v, rows, Dv, prob, padded, 2, c_begin, c_end, acc); break;
+        default: value_sums_heads(wide_v, rows, Dv, prob, padded, 1, c_begin, c_end, acc); break;
+        }
+        for (int j = 0; j < nh; ++j) fold_lanes(acc + j * 16 * Dv, Dv, tiny, a->out + (head0 + j) * Dv);
+        return;
+    }
+    for (int j = 0; j < nh; ++j) { /* from the fp16 cache, one head at a time */
+        const float *pj = prob + j * padded;
+        memset(acc, 0, sizeof(float) * (size_t) (lanes * Dv));
+        for (int64_t c = first; c < last; ++c) {
+            if (pj[c] == 0.0f) continue; /* fma(0, v, a) == a */
+            float *acc_c = acc + (c % lanes) * Dv;
+            const uint16_t *v = values + c * Dv;
+            const __m256 pc = _mm256_set1_ps(pj[c]);
+            int64_t d = 0;
+            for (; d + 8 <= Dv; d += 8)
+                _mm256_storeu_ps(acc_c + d, _mm256_fmadd_ps(load_half_8(v + d), pc, _mm256_loadu_ps(acc_c + d)));
+            for (; d < Dv; ++d) acc_c[d] = fmaf(half_to_float(v[d]), pj[c], acc_c[d]);
+        }
+        fold_lanes(acc, Dv, tiny, a->out + (head0 + j) * Dv);
+    }
+}
+
+/* The same function compiled twice: with AVX-512 VL's 32 vector registers the accumulators of the grouped heads
+ * stay in registers (AVX2 spills them); the instructions are the same operations in the same order, so the results
+ * are identical. */
+__attribute__((target("avx512f,avx512vl"))) static void attend_avx512(const attention_args *a, int64_t token, int64_t g,
+                                                                      int64_t h0, int nh, float *buffer) {
+    attend_heads(a, token, g, h0, nh, buffer);
+}
+
+static void attend_avx2(const attention_args *a, int64_t token, int64_t g, int64_t h0, int nh, float *buffer) {
+    attend_heads(a, token, g, h0, nh, buffer);
+}
+
+/* q [n_q, H, Dk] float32 (n_q = B*T tokens, positions [n_q], -1 = padding), caches [n_slots, Hkv, n_ctx, D] fp16,
+ * slots [B]; out [n_q, H, Dv]. tiny != 0: the batch holds two or more tokens (tinyBLAS order). k_new/v_new
+ * [n_q, Hkv, D] float32 (or NULL): first stored in the cache at their positions, rounded to fp16. */
+void camelid_attention_f16(const float *q, uint16_t *k_cache, uint16_t *v_cache, const int64_t *slots,
                            const int64_t *positions, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t Dk,
                            int64_t Dv, int64_t n_ctx, int64_t n_keys, int64_t window, float scale, int tiny,
                            float *out, const float *k_new, const float *v_new) {
-    const int64_t group = H / Hkv;
+    static int avx512 = -1;
+    if (avx512 < 0) {
+        __builtin_cpu_init();
+        avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    }
     if (k_new && v_new) { /* into the cache, rounded to fp16 (8 at a time: the same rounding as one at a time) */
         #pragma omp parallel for schedule(static) if (B * T > 63)
         for (int64_t token = 0; token < B * T; ++token) {
@@ -218,11 +413,8 @@ static inline __attribute__((always_inline)) void attention_impl(const float *q,
             }
         }
     }
-    const int64_t padded = (n_keys + 63) & ~(int64_t) 63;
-    const int tiny_kq = tiny && Dk % 16 == 0;
-    const int64_t lanes = tiny ? 16 : 64; /* kqv accumulators: cell mod 16 (tinyBLAS) or mod 64 (vec_dot_f16) */
-    /* a batch of one sequence reads every cached row many times: widen the slot's K/V to float once */
-    /* rows padded to a multiple of 16 with zeros, so that whole 16-key chunks can be read */
+    /* a batch of one sequence reads every cached row many times: widen the slot's K/V to float once, rows padded to
+     * a multiple of 16 with zeros, so that whole 16-key chunks can be read */
     const int64_t rows = (n_keys + 15) & ~(int64_t) 15;
     float *wide = NULL;
     if (tiny && B == 1 && T >= 16 && Dv % 8 == 0)
@@ -245,151 +437,24 @@ static inline __attribute__((always_inline)) void attention_impl(const float *q,
                 }
             }
     }
+    const attention_args args = {q, wide, k_cache, v_cache, slots, positions, out, T, H, Hkv, Dk, Dv, n_ctx, n_keys,
+                                 window, rows, scale, tiny};
+    void (*const attend)(const attention_args *, int64_t, int64_t, int64_t, int, float *) =
+        avx512 ? attend_avx512 : attend_avx2;
+    /* the work items: (token, KV group, up to 4 of its heads: with the widened cache they share their loads; without
+     * it, one head per item, for more items to share between threads) */
+    const int64_t group = H / Hkv, per_item = wide ? 4 : 1, chunks = (group + per_item - 1) / per_item;
     #pragma omp parallel
     {
-        float *buffer = aligned_alloc(64, sizeof(float) * (size_t) ((Dk + 2 * padded + 64 * Dv + 15) / 16 * 16 + 16));
-        float *qh = buffer, *score = qh + Dk, *prob = score + padded, *acc = prob + padded;
-        #pragma omp for schedule(dynamic, 1) collapse(2)
-        for (int64_t token = 0; token < B * T; ++token) {
-            for (int64_t h = 0; h < H; ++h) {
-                const int64_t p = positions[token];
-                float *o = out + (token * H + h) * Dv;
-                if (p < 0) { memset(o, 0, sizeof(float) * (size_t) Dv); continue; }
-                const int64_t g = h / group, slot = slots[token / T];
-                const uint16_t *keys = k_cache + ((slot * Hkv + g) * n_ctx) * Dk;
-                const uint16_t *values = v_cache + ((slot * Hkv + g) * n_ctx) * Dv;
-                const float *wide_k = wide ? wide + g * rows * Dk : NULL;
-                const float *wide_v = wide ? wide + Hkv * rows * Dk + g * rows * Dv : NULL;
-                const float *qt = q + (token * H + h) * Dk;
-                for (int64_t d = 0; d < Dk; ++d) qh[d] = round_to_half(qt[d]);
-                /* visible keys lie in [first, last); chunks of 16 outside it hold only zeros after the softmax,
-                 * which add nothing to its sum nor to the output: they are skipped */
-                const int64_t first = window > 0 && p - window + 1 > 0 ? p - window + 1 : 0;
-                const int64_t last = p + 1 < n_keys ? p + 1 : n_keys;
-                const int64_t c_begin = first & ~(int64_t) 15, c_end = (last + 15) & ~(int64_t) 15;
-                float max = -INFINITY;
-                int64_t c = c_begin;
-                if (wide_k && tiny_kq) /* four keys at a time: four independent chains, each in its own order */
-                    for (; c + 4 <= c_end; c += 4) {
-                        if (c < first || c + 4 > last) break;
-                        float dots[4];
-                        dot_tiny_f32_x4(wide_k + c * Dk, Dk, qh, dots);
-                        for (int i = 0; i < 4; ++i) {
-                            score[c + i] = dots[i] * scale;
-                            max = score[c + i] > max ? score[c + i] : max;
-                        }
-                    }
-                for (; c < c_end; ++c) {
-                    if (c < first || c >= last) { score[c] = -INFINITY; continue; }
-                    const float dot = wide_k && tiny_kq ? dot_tiny_f32(wide_k + c * Dk, qh, Dk)
-                                      : tiny_kq ? dot_tiny_f16(keys + c * Dk, qh, Dk) : dot_vec_f16(keys + c * Dk, qh, Dk);
-                    score[c] = dot * scale;
-                    max = score[c] > max ? score[c] : max;
+        float *buffer = aligned_alloc(64, sizeof(float) * (size_t) attend_buffer(&args));
+        #pragma omp for schedule(dynamic, 1) collapse(3)
+        for (int64_t token = 0; token < B * T; ++token)
+            for (int64_t g = 0; g < Hkv; ++g)
+                for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+                    const int64_t h0 = chunk * per_item;
+                    attend(&args, token, g, h0, (int) (group - h0 < per_item ? group - h0 : per_item), buffer);
                 }
-                double sum = 0.0;
-                const __m256 max8 = _mm256_set1_ps(max);
-                for (int64_t c = c_begin; c < c_end; c += 16) {
-                    const __m256 lo = ggml_expf_8(_mm256_sub_ps(_mm256_loadu_ps(score + c), max8));
-                    const __m256 hi = ggml_expf_8(_mm256_sub_ps(_mm256_loadu_ps(score + c + 8), max8));
-                    _mm256_storeu_ps(prob + c, lo);
-                    _mm256_storeu_ps(prob + c + 8, hi);
-                    sum += (double) tree_16(lo, hi);
-                }
-                const __m256 inv = _mm256_set1_ps((float) (1.0 / sum));
-                for (int64_t c = c_begin; c < c_end; c += 8)
-                    _mm256_storeu_ps(prob + c, round_to_half_8(_mm256_mul_ps(_mm256_loadu_ps(prob + c), inv)));
-                if (wide_v) { /* tinyBLAS order: lane l sums the keys c = l (mod 16) in increasing order. One lane at a
-                               * time over a tile of 64 values: each key row's tile is read in one piece and its
-                               * probability broadcast once (the loads per multiply-add drop from two to one). The
-                               * masked keys of the chunks carry probability 0 and a finite (or zero) row: no-ops */
-                    for (int64_t d0 = 0; d0 < Dv; d0 += 64) {
-                        const int nd = Dv - d0 < 64 ? (int) ((Dv - d0) / 8) : 8;
-                        for (int l = 0; l < 16; ++l) {
-                            __m256 a[8];
-                            for (int k = 0; k < 8; ++k) a[k] = _mm256_setzero_ps();
-                            if (nd == 8)
-                                for (int64_t c = c_begin + l; c < c_end; c += 16) {
-                                    const __m256 pc = _mm256_set1_ps(prob[c]);
-                                    const float *v = wide_v + (l * (rows / 16) + c / 16) * Dv + d0;
-                                    #pragma GCC unroll 8
-                                    for (int k = 0; k < 8; ++k) a[k] = _mm256_fmadd_ps(_mm256_loadu_ps(v + 8 * k), pc, a[k]);
-                                }
-                            else
-                                for (int64_t c = c_begin + l; c < c_end; c += 16) {
-                                    const __m256 pc = _mm256_set1_ps(prob[c]);
-                                    const float *v = wide_v + (l * (rows / 16) + c / 16) * Dv + d0;
-                                    for (int k = 0; k < nd; ++k) a[k] = _mm256_fmadd_ps(_mm256_loadu_ps(v + 8 * k), pc, a[k]);
-                                }
-                            for (int k = 0; k < nd; ++k) _mm256_storeu_ps(acc + l * Dv + d0 + 8 * k, a[k]);
-                        }
-                    }
-                } else {
-                    memset(acc, 0, sizeof(float) * (size_t) (lanes * Dv));
-                    for (int64_t c = first; c < last; ++c) {
-                        if (prob[c] == 0.0f) continue; /* fma(0, v, a) == a */
-                        float *a = acc + (c % lanes) * Dv;
-                        const uint16_t *v = values + c * Dv;
-                        const __m256 pc = _mm256_set1_ps(prob[c]);
-                        int64_t d = 0;
-                        for (; d + 8 <= Dv; d += 8)
-                            _mm256_storeu_ps(a + d, _mm256_fmadd_ps(load_half_8(v + d), pc, _mm256_loadu_ps(a + d)));
-                        for (; d < Dv; ++d) a[d] = fmaf(half_to_float(v[d]), prob[c], a[d]);
-                    }
-                }
-                /* fold the lanes of every output value: (a0 + a2) + (a1 + a3) for vec_dot_f16's four accumulators,
-                 * then the 16 lanes halved; 8 output values at a time */
-                int64_t d = 0;
-                for (; d + 8 <= Dv; d += 8) {
-                    __m256 lane[16];
-                    for (int l = 0; l < 16; ++l) {
-                        const __m256 a0 = _mm256_loadu_ps(acc + l * Dv + d);
-                        lane[l] = tiny ? a0 : _mm256_add_ps(_mm256_add_ps(a0, _mm256_loadu_ps(acc + (32 + l) * Dv + d)),
-                                                            _mm256_add_ps(_mm256_loadu_ps(acc + (16 + l) * Dv + d),
-                                                                          _mm256_loadu_ps(acc + (48 + l) * Dv + d)));
-                    }
-                    for (int half = 8; half > 0; half >>= 1)
-                        for (int l = 0; l < half; ++l) lane[l] = _mm256_add_ps(lane[l], lane[l + half]);
-                    _mm256_storeu_ps(o + d, lane[0]);
-                }
-                for (; d < Dv; ++d) {
-                    float lane[16];
-                    for (int l = 0; l < 16; ++l)
-                        lane[l] = tiny ? acc[l * Dv + d]
-                                       : (acc[l * Dv + d] + acc[(32 + l) * Dv + d]) + (acc[(16 + l) * Dv + d] + acc[(48 + l) * Dv + d]);
-                    o[d] = tree_sum_16(lane);
-                }
-            }
-        }
         free(buffer);
     }
     free(wide);
-}
-
-/* The same function compiled twice: with AVX-512 VL's 32 vector registers the 16 lane accumulators and the 16 row
- * offsets of the tinyBLAS-order products stay in registers (AVX2 spills them); the instructions are the same
- * operations in the same order, so the results are identical. */
-__attribute__((target("avx512f,avx512vl"))) static void attention_avx512(const float *q, uint16_t *k_cache, uint16_t *v_cache, const int64_t *slots,
-                           const int64_t *positions, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t Dk,
-                           int64_t Dv, int64_t n_ctx, int64_t n_keys, int64_t window, float scale, int tiny,
-                           float *out, const float *k_new, const float *v_new) {
-    attention_impl(q, k_cache, v_cache, slots, positions, B, T, H, Hkv, Dk, Dv, n_ctx, n_keys, window, scale, tiny, out, k_new, v_new);
-}
-
-static void attention_avx2(const float *q, uint16_t *k_cache, uint16_t *v_cache, const int64_t *slots,
-                           const int64_t *positions, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t Dk,
-                           int64_t Dv, int64_t n_ctx, int64_t n_keys, int64_t window, float scale, int tiny,
-                           float *out, const float *k_new, const float *v_new) {
-    attention_impl(q, k_cache, v_cache, slots, positions, B, T, H, Hkv, Dk, Dv, n_ctx, n_keys, window, scale, tiny, out, k_new, v_new);
-}
-
-void camelid_attention_f16(const float *q, uint16_t *k_cache, uint16_t *v_cache, const int64_t *slots,
-                           const int64_t *positions, int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t Dk,
-                           int64_t Dv, int64_t n_ctx, int64_t n_keys, int64_t window, float scale, int tiny,
-                           float *out, const float *k_new, const float *v_new) {
-    static int wide = -1;
-    if (wide < 0) {
-        __builtin_cpu_init();
-        wide = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
-    }
-    (wide ? attention_avx512 : attention_avx2)(q, k_cache, v_cache, slots, positions, B, T, H, Hkv, Dk, Dv, n_ctx, n_keys, window, scale, tiny, out, k_new, v_new);
 }
