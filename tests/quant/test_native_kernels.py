@@ -69,7 +69,7 @@ def test_native_q0_formats_match_block_formula(ggml_type: int) -> None:
 
 @needs_native
 @pytest.mark.parametrize("ggml_type", [T.Q4_0, T.Q5_0, T.Q8_0])
-@pytest.mark.parametrize("n_tokens", [8, 9, 70, 133])  # tiles of 64 whose weight rows are unpacked once, leftovers
+@pytest.mark.parametrize("n_tokens", [8, 16, 70, 133, 300])  # 16-row tiles, leftovers, a second tile of 256 rows
 def test_native_q0_batches_equal_rows_alone(ggml_type: int, n_tokens: int) -> None:
     """Large batches read Q4_0/Q5_0 rows unpacked to Q8_0 once per tile: every result stays bit-identical to the
     same row computed alone (the single-row kernel reads the original blocks)."""

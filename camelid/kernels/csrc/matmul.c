@@ -35,11 +35,11 @@ void camelid_pack_q8_1x4(const uint8_t *, int64_t, int64_t, int64_t, uint8_t *);
 void camelid_dot_x4p_q0(const uint8_t *, int, const uint8_t *, int64_t, float *, int64_t);
 void camelid_pack_q8_0x4(const uint8_t *, int64_t, int64_t, int64_t, uint8_t *);
 void camelid_q0_row_to_q8_0(const uint8_t *, int, int64_t, uint8_t *);
-void camelid_pack_q8_0x4_unsigned(const uint8_t *, int64_t, uint8_t *);
+void camelid_pack_q8_0x16(const uint8_t *, int64_t, int64_t, uint8_t *);
 int camelid_dot_x8_q6_K(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
 int camelid_dot_x8_q4_K(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
 void camelid_q8_0_corrections(const uint8_t *, int64_t, int32_t *);
-void camelid_dot_x8pu_q8_0(const uint8_t *, const int32_t *, const uint8_t *, int64_t, int64_t, float *, int64_t);
+void camelid_dot_x16_q8_0(const uint8_t *, const int32_t *, const uint8_t *, int64_t, float *, int64_t);
 void camelid_quantize_q8_0(const float *x, void *y, int64_t n);
 void camelid_quantize_q8_1(const float *x, void *y, int64_t n);
 void camelid_quantize_q8_K(const float *x, void *y, int64_t n);
@@ -76,12 +76,13 @@ static int64_t act_row_bytes(int act, int64_t n_in) {
     return act == ACT_Q8_K ? n_in / 256 * 292 : n_in / 32 * (act == ACT_Q8_1 ? 40 : 36);
 }
 
-/* bytes of scratch camelid_matmul needs for n_tokens rows of n_in values (the activations in each format, and
- * the Q8_1 and Q8_0 rows once more, packed by groups of 4) */
+/* bytes of scratch camelid_matmul needs for n_tokens rows of n_in values (the activations in each format, the
+ * Q8_1 and Q8_0 rows once more, packed by groups of 4, and the Q8_0 rows by groups of 16, 64-byte aligned) */
 int64_t camelid_matmul_scratch(int64_t n_tokens, int64_t n_in) {
     int64_t total = 0;
     for (int act = 0; act < ACT_KINDS; ++act) total += n_tokens * act_row_bytes(act, n_in);
-    return total + (n_tokens + 3) * (act_row_bytes(ACT_Q8_1, n_in) + 2 * act_row_bytes(ACT_Q8_0, n_in));
+    return total + (n_tokens + 3) * (act_row_bytes(ACT_Q8_1, n_in) + act_row_bytes(ACT_Q8_0, n_in))
+           + (n_tokens + 15) * act_row_bytes(ACT_Q8_0, n_in) + 64;
 }
 
 /* out[t, offset_m + o] = x[t] . W_m[o] for each of `count` matrices (weights[m], types[m], n_outs[m]); out has row
@@ -127,13 +128,15 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
                                     packed0 + 4 * g * q80_bytes);
         }
     }
-    /* the packed Q8_0 rows once more as unsigned bytes, for the eight-row VNNI tiles (tile_q8.c) */
-    uint8_t *packed0u = packed0 + (n_tokens + 3) * q80_bytes;
-    const int tiles8 = needed[ACT_Q8_0] && n_tokens >= 8 && cpu_has_vnni();
-    if (tiles8) {
+    /* the Q8_0 rows once more by groups of 16, lane-transposed unsigned bytes, for the 16-row VNNI tiles
+     * (tile_q8.c); a group has the bytes of 16 Q8_0 rows */
+    uint8_t *packed16 = (uint8_t *) (((uintptr_t) (packed0 + (n_tokens + 3) * q80_bytes) + 63) & ~(uintptr_t) 63);
+    const int tiles16 = needed[ACT_Q8_0] && n_tokens >= 16 && cpu_has_vnni();
+    if (tiles16) {
         #pragma omp parallel for schedule(static)
-        for (int64_t g = 0; g < (n_tokens + 3) / 4; ++g)
-            camelid_pack_q8_0x4_unsigned(packed0 + 4 * g * q80_bytes, n_in / 32, packed0u + 4 * g * q80_bytes);
+        for (int64_t g = 0; g < n_tokens / 16; ++g)
+            camelid_pack_q8_0x16(acts[ACT_Q8_0] + 16 * g * q80_bytes, q80_bytes, n_in / 32,
+                                 packed16 + 16 * g * q80_bytes);
     }
     /* blocks of ROWS weight rows (of one matrix) x TOKENS activation rows stay in the caches while they meet (256
      * tokens: a Q4_0/Q5_0 row is unpacked once per 256; measured on Gemma-3 pp512: 64 -> 256 +1 %, 512 -3 %) */
@@ -170,11 +173,11 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
                     w = unpacked;
                     q0_type = 8;
                 }
-                if (q0 && q0_type == 8 && tiles8 && t + 8 <= t_end && n_in <= 32 * UNPACKED_BLOCKS) {
-                    camelid_q8_0_corrections(w, n_in / 32, corrections); /* Q8_0 (or unpacked): eight rows at once */
-                    for (; t + 8 <= t_end; t += 8)
-                        camelid_dot_x8pu_q8_0(w, corrections, packed0u + t * q80_bytes, 4 * q80_bytes, n_in,
-                                              column + t * out_stride, out_stride);
+                if (q0 && q0_type == 8 && tiles16 && t + 16 <= t_end && n_in <= 32 * UNPACKED_BLOCKS) {
+                    camelid_q8_0_corrections(w, n_in / 32, corrections); /* Q8_0 (or unpacked): 16 rows at once */
+                    for (; t + 16 <= t_end; t += 16)
+                        camelid_dot_x16_q8_0(w, corrections, packed16 + t * q80_bytes, n_in, column + t * out_stride,
+                                             out_stride);
                 }
                 if (q41) /* Q4_1: eight rows at a time where there are eight */
                     for (; t + 8 <= t_end; t += 8)
