@@ -230,6 +230,20 @@ def test_native_k_quants_match_block_formula(ggml_type: int, n_tokens: int) -> N
 
 
 @needs_native
+@pytest.mark.parametrize("ggml_type", [T.Q4_K, T.Q6_K])
+def test_native_k_quant_tiles_of_16_equal_the_8_row_path(ggml_type: int) -> None:
+    """In a batch of 24 rows, rows 0-15 take the 16-row tile and rows 16-23 the 8-row kernel; rotating the batch by 8
+    swaps which rows take which: every row's result is bit-identical either way (24 rows: one ggml order for all)."""
+    weight = random_k_quant_rows(ggml_type, 40, 768, 15)
+    x = torch.randn(24, 768, generator=torch.Generator().manual_seed(16))
+    first = native.matmul_blocks(x, weight, ggml_type, 40, 768)
+    rotated = native.matmul_blocks(torch.cat([x[16:], x[:16]]), weight, ggml_type, 40, 768)
+    assert torch.equal(torch.cat([first[16:], first[:16]]), rotated)
+    exact = reference_matmul(x, weight, ggml_type, 40, 768)
+    assert (first - exact).abs().max() <= 1e-5 * exact.abs().max()
+
+
+@needs_native
 def test_the_loaded_library_was_built_from_these_sources() -> None:
     """Whether the package build or the first-use build made it, its stamp is the digest of the current sources:
     a library from other sources (an editable install whose C changed since) is never used."""

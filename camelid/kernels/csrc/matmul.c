@@ -40,6 +40,12 @@ int camelid_dot_x8_q6_K(const uint8_t *, const uint8_t *, int64_t, int64_t, floa
 int camelid_dot_x8_q4_K(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
 void camelid_q8_0_corrections(const uint8_t *, int64_t, int32_t *);
 void camelid_dot_x16_q8_0(const uint8_t *, const int32_t *, const uint8_t *, int64_t, float *, int64_t);
+void camelid_pack_q8_Kx16(const uint8_t *, int64_t, int64_t, uint8_t *);
+int64_t camelid_q6_K_row_bytes(int64_t);
+void camelid_unpack_q4_K_row(const uint8_t *, int64_t, uint8_t *);
+void camelid_unpack_q6_K_row(const uint8_t *, int64_t, uint8_t *);
+void camelid_dot_x16_q4_K(const uint8_t *, const uint8_t *, int64_t, float *, int64_t);
+void camelid_dot_x16_q6_K(const uint8_t *, const uint8_t *, int64_t, float *, int64_t);
 void camelid_quantize_q8_0(const float *x, void *y, int64_t n);
 void camelid_quantize_q8_1(const float *x, void *y, int64_t n);
 void camelid_quantize_q8_K(const float *x, void *y, int64_t n);
@@ -77,12 +83,13 @@ static int64_t act_row_bytes(int act, int64_t n_in) {
 }
 
 /* bytes of scratch camelid_matmul needs for n_tokens rows of n_in values (the activations in each format, the
- * Q8_1 and Q8_0 rows once more, packed by groups of 4, and the Q8_0 rows by groups of 16, 64-byte aligned) */
+ * Q8_1 and Q8_0 rows once more, packed by groups of 4, and the Q8_0 and Q8_K rows by groups of 16, 64-byte
+ * aligned) */
 int64_t camelid_matmul_scratch(int64_t n_tokens, int64_t n_in) {
     int64_t total = 0;
     for (int act = 0; act < ACT_KINDS; ++act) total += n_tokens * act_row_bytes(act, n_in);
     return total + (n_tokens + 3) * (act_row_bytes(ACT_Q8_1, n_in) + act_row_bytes(ACT_Q8_0, n_in))
-           + (n_tokens + 15) * act_row_bytes(ACT_Q8_0, n_in) + 64;
+           + (n_tokens + 15) * act_row_bytes(ACT_Q8_0, n_in) + 64 + (n_tokens + 15) * act_row_bytes(ACT_Q8_K, n_in) + 64;
 }
 
 /* out[t, offset_m + o] = x[t] . W_m[o] for each of `count` matrices (weights[m], types[m], n_outs[m]); out has row
@@ -138,6 +145,16 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
             camelid_pack_q8_0x16(acts[ACT_Q8_0] + 16 * g * q80_bytes, q80_bytes, n_in / 32,
                                  packed16 + 16 * g * q80_bytes);
     }
+    /* the Q8_K rows by groups of 16 in the same way, for the 16-row K-quant tiles (tile_k.c) */
+    const int64_t q8k_bytes = act_row_bytes(ACT_Q8_K, n_in);
+    uint8_t *packed16k = (uint8_t *) (((uintptr_t) (packed16 + (n_tokens + 15) * q80_bytes) + 63) & ~(uintptr_t) 63);
+    const int tiles16k = needed[ACT_Q8_K] && n_tokens >= 16 && cpu_has_vnni();
+    if (tiles16k) {
+        #pragma omp parallel for schedule(static)
+        for (int64_t g = 0; g < n_tokens / 16; ++g)
+            camelid_pack_q8_Kx16(acts[ACT_Q8_K] + 16 * g * q8k_bytes, q8k_bytes, n_in / 256,
+                                 packed16k + 16 * g * q8k_bytes);
+    }
     /* blocks of ROWS weight rows (of one matrix) x TOKENS activation rows stay in the caches while they meet (256
      * tokens: a Q4_0/Q5_0 row is unpacked once per 256; measured on Gemma-3 pp512: 64 -> 256 +1 %, 512 -3 %) */
     enum { ROWS = 16, TOKENS = 256 };
@@ -146,7 +163,8 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
     enum { UNPACKED_BLOCKS = 1024 };
     #pragma omp parallel for schedule(static)
     for (int64_t blk = 0; blk < blocks; ++blk) {
-        uint8_t unpacked[34 * UNPACKED_BLOCKS]; /* one Q4_0/Q5_0 row as Q8_0 (n_in up to 32768) */
+        _Alignas(64) uint8_t unpacked[34 * UNPACKED_BLOCKS]; /* one Q4_0/Q5_0 row as Q8_0 (n_in up to 32768), or a
+                                                              * K-quant row unpacked (tile_k.c) */
         int32_t corrections[8 * UNPACKED_BLOCKS]; /* that row's offset corrections (tile_q8.c) */
         int m = 0;
         int64_t first = blk, offset = 0;
@@ -195,6 +213,13 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
                             for (int64_t j = 0; j < rows; ++j) column[(t + j) * out_stride] = four[j];
                         if (rows < 4) { t += rows; break; }
                     }
+                }
+                if ((f->type == 14 || f->type == 12) && tiles16k && t + 16 <= t_end
+                    && camelid_q6_K_row_bytes(n_in) <= (int64_t) sizeof(unpacked)) { /* K-quants: 16 rows at once */
+                    (f->type == 12 ? camelid_unpack_q4_K_row : camelid_unpack_q6_K_row)(row, n_in, unpacked);
+                    for (; t + 16 <= t_end; t += 16)
+                        (f->type == 12 ? camelid_dot_x16_q4_K : camelid_dot_x16_q6_K)(
+                            unpacked, packed16k + t * q8k_bytes, n_in, column + t * out_stride, out_stride);
                 }
                 if (f->type == 14 || f->type == 12) /* the K-quants: eight rows at a time where VNNI is there */
                     for (; t + 8 <= t_end; t += 8)
