@@ -68,11 +68,12 @@ def test_native_q0_formats_match_block_formula(ggml_type: int) -> None:
 
 
 @needs_native
-@pytest.mark.parametrize("ggml_type", [T.Q4_0, T.Q5_0, T.Q8_0])
+@pytest.mark.parametrize("ggml_type", [T.Q4_0, T.Q4_1, T.Q5_0, T.Q8_0])
 @pytest.mark.parametrize("n_tokens", [8, 16, 70, 133, 300])  # 16-row tiles, leftovers, a second tile of 256 rows
 def test_native_q0_batches_equal_rows_alone(ggml_type: int, n_tokens: int) -> None:
-    """Large batches read Q4_0/Q5_0 rows unpacked to Q8_0 once per tile: every result stays bit-identical to the
-    same row computed alone (the single-row kernel reads the original blocks)."""
+    """Large batches read Q4_0/Q5_0 rows unpacked to Q8_0 (Q4_1 rows to bytes) once per tile and take 16 rows at a
+    time: every result stays bit-identical to the same row computed alone (the single-row kernel reads the original
+    blocks)."""
     layer = quant_layer(ggml_type, 40, 640, 8)
     x = torch.randn(n_tokens, 640, generator=torch.Generator().manual_seed(9))
     batch = native.matmul_blocks(x, layer.weight, ggml_type, 40, 640)

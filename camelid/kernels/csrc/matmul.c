@@ -41,6 +41,9 @@ int camelid_dot_x8_q4_K(const uint8_t *, const uint8_t *, int64_t, int64_t, floa
 void camelid_q8_0_corrections(const uint8_t *, int64_t, int32_t *);
 void camelid_dot_x16_q8_0(const uint8_t *, const int32_t *, const uint8_t *, int64_t, float *, int64_t);
 void camelid_pack_q8_Kx16(const uint8_t *, int64_t, int64_t, uint8_t *);
+void camelid_pack_q8_1x16(const uint8_t *, int64_t, int64_t, uint8_t *);
+void camelid_unpack_q4_1_row(const uint8_t *, int64_t, uint8_t *);
+void camelid_dot_x16_q4_1(const uint8_t *, const uint8_t *, const uint8_t *, int64_t, float *, int64_t);
 int64_t camelid_q6_K_row_bytes(int64_t);
 void camelid_unpack_q4_K_row(const uint8_t *, int64_t, uint8_t *);
 void camelid_unpack_q6_K_row(const uint8_t *, int64_t, uint8_t *);
@@ -83,13 +86,13 @@ static int64_t act_row_bytes(int act, int64_t n_in) {
 }
 
 /* bytes of scratch camelid_matmul needs for n_tokens rows of n_in values (the activations in each format, the
- * Q8_1 and Q8_0 rows once more, packed by groups of 4, and the Q8_0 and Q8_K rows by groups of 16, 64-byte
- * aligned) */
+ * Q8_1 and Q8_0 rows once more, packed by groups of 4, and each format by groups of 16, 64-byte aligned) */
 int64_t camelid_matmul_scratch(int64_t n_tokens, int64_t n_in) {
     int64_t total = 0;
     for (int act = 0; act < ACT_KINDS; ++act) total += n_tokens * act_row_bytes(act, n_in);
     return total + (n_tokens + 3) * (act_row_bytes(ACT_Q8_1, n_in) + act_row_bytes(ACT_Q8_0, n_in))
-           + (n_tokens + 15) * act_row_bytes(ACT_Q8_0, n_in) + 64 + (n_tokens + 15) * act_row_bytes(ACT_Q8_K, n_in) + 64;
+           + (n_tokens + 15) * (act_row_bytes(ACT_Q8_0, n_in) + act_row_bytes(ACT_Q8_K, n_in)
+                                + act_row_bytes(ACT_Q8_1, n_in)) + 3 * 64;
 }
 
 /* out[t, offset_m + o] = x[t] . W_m[o] for each of `count` matrices (weights[m], types[m], n_outs[m]); out has row
@@ -155,6 +158,15 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
             camelid_pack_q8_Kx16(acts[ACT_Q8_K] + 16 * g * q8k_bytes, q8k_bytes, n_in / 256,
                                  packed16k + 16 * g * q8k_bytes);
     }
+    /* and the Q8_1 rows (signed) for the 16-row Q4_1 tiles (tile_q8.c) */
+    uint8_t *packed16q1 = (uint8_t *) (((uintptr_t) (packed16k + (n_tokens + 15) * q8k_bytes) + 63) & ~(uintptr_t) 63);
+    const int tiles16q1 = needed[ACT_Q8_1] && n_tokens >= 16 && cpu_has_vnni();
+    if (tiles16q1) {
+        #pragma omp parallel for schedule(static)
+        for (int64_t g = 0; g < n_tokens / 16; ++g)
+            camelid_pack_q8_1x16(acts[ACT_Q8_1] + 16 * g * q81_bytes, q81_bytes, n_in / 32,
+                                 packed16q1 + 16 * g * q81_bytes);
+    }
     /* blocks of ROWS weight rows (of one matrix) x TOKENS activation rows stay in the caches while they meet (256
      * tokens: a Q4_0/Q5_0 row is unpacked once per 256; measured on Gemma-3 pp512: 64 -> 256 +1 %, 512 -3 %) */
     enum { ROWS = 16, TOKENS = 256 };
@@ -195,6 +207,12 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
                     camelid_q8_0_corrections(w, n_in / 32, corrections); /* Q8_0 (or unpacked): 16 rows at once */
                     for (; t + 16 <= t_end; t += 16)
                         camelid_dot_x16_q8_0(w, corrections, packed16 + t * q80_bytes, n_in, column + t * out_stride,
+                                             out_stride);
+                }
+                if (q41 && tiles16q1 && t + 16 <= t_end && n_in <= 32 * UNPACKED_BLOCKS) { /* Q4_1: 16 rows */
+                    camelid_unpack_q4_1_row(w, n_in / 32, unpacked);
+                    for (; t + 16 <= t_end; t += 16)
+                        camelid_dot_x16_q4_1(w, unpacked, packed16q1 + t * q81_bytes, n_in, column + t * out_stride,
                                              out_stride);
                 }
                 if (q41) /* Q4_1: eight rows at a time where there are eight */

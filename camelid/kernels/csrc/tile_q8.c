@@ -1,5 +1,5 @@
-/* Q8_0 weight rows (or Q4_0/Q5_0 rows unpacked to Q8_0 blocks, ggml_legacy.c) against sixteen activation rows at
- * once, with AVX-512 VNNI. Per result the same integer lanes, the same rounded scale d_w * d_a and the same fused
+/* Q8_0 weight rows (or Q4_0/Q5_0 rows unpacked to Q8_0 blocks, ggml_legacy.c), and Q4_1 rows, against sixteen
+ * activation rows at once, with AVX-512 VNNI. Per result the same integer lanes, the same rounded scale d_w * d_a and the same fused
  * multiply-adds in the same order as dot_x4p_q0 (ggml's arithmetic), so the results are bit-identical; but each
  * weight block is read once for sixteen rows, the activations come as unsigned bytes so that no sign instruction is
  * needed, and a vector holds one integer lane for all sixteen rows, so that no scale is moved between lanes.
@@ -69,5 +69,59 @@ __attribute__((target("avx512f,avx512vnni"))) void camelid_dot_x16_q8_0(const ui
                                       _mm512_add_ps(_mm512_add_ps(acc[1], acc[5]), _mm512_add_ps(acc[3], acc[7])));
     float rows[16];
     _mm512_storeu_ps(rows, sums);
+    for (int r = 0; r < 16; ++r) out[r * out_stride] = rows[r];
+}
+
+/* Q4_1 (SmolLM2's format): sixteen Q8_1 activation rows per block of 32, signed this time (Q4_1's weights are the
+ * unsigned operand): the 16 scales d, the 16 sums s, then the 8 lanes of 4 bytes of the 16 rows: 640 bytes, the size
+ * of 16 Q8_1 blocks */
+void camelid_pack_q8_1x16(const uint8_t *rows_q8_1, int64_t row_bytes, int64_t n_blocks, uint8_t *out) {
+    for (int64_t b = 0; b < n_blocks; ++b, out += 640) {
+        float *d = (float *) out, *s = d + 16;
+        uint32_t *lanes = (uint32_t *) (out + 128);
+        for (int64_t r = 0; r < 16; ++r) {
+            const block_q8_1 *x = (const block_q8_1 *) (rows_q8_1 + r * row_bytes) + b;
+            d[r] = x->d;
+            s[r] = x->s;
+            for (int i = 0; i < 8; ++i) memcpy(lanes + 16 * i + r, x->qs + 4 * i, 4);
+        }
+    }
+}
+
+/* a Q4_1 row's 4-bit values as bytes in element order, 32 per block, for camelid_dot_x16_q4_1 (once per tile) */
+void camelid_unpack_q4_1_row(const uint8_t *row, int64_t n_blocks, uint8_t *out) {
+    for (int64_t b = 0; b < n_blocks; ++b, row += 20, out += 32)
+        for (int k = 0; k < 16; ++k) {
+            out[k] = row[4 + k] & 0x0F;
+            out[16 + k] = row[4 + k] >> 4;
+        }
+}
+
+/* One Q4_1 row (row: the blocks, values: its unpacked bytes) against 16 rows packed by camelid_pack_q8_1x16, with
+ * dot_x4p_q4_1's arithmetic per row: acc_lane += (d_w * d_a) * (float) lane sum, mins += m_w * s_a in block order,
+ * then hsum(acc) + mins. */
+__attribute__((target("avx512f,avx512vnni"))) void camelid_dot_x16_q4_1(const uint8_t *row, const uint8_t *values,
+                                                                       const uint8_t *packed, int64_t n_in, float *out,
+                                                                       int64_t out_stride) {
+    __m512 acc[8], mins = _mm512_setzero_ps();
+    for (int i = 0; i < 8; ++i) acc[i] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n_in / 32; ++b, row += 20, values += 32, packed += 640) {
+        uint16_t dm[2];
+        memcpy(dm, row, 4);
+        mins = _mm512_add_ps(mins, _mm512_mul_ps(_mm512_set1_ps(half_to_float(dm[1])), _mm512_loadu_ps(packed + 64)));
+        const __m512 scale = _mm512_mul_ps(_mm512_set1_ps(half_to_float(dm[0])), _mm512_loadu_ps(packed));
+        #pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) {
+            int32_t four;
+            memcpy(&four, values + 4 * i, 4);
+            const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi32(four),
+                                                     _mm512_loadu_si512(packed + 128 + 64 * i));
+            acc[i] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sums), acc[i]);
+        }
+    }
+    const __m512 sums = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[4]), _mm512_add_ps(acc[2], acc[6])),
+                                      _mm512_add_ps(_mm512_add_ps(acc[1], acc[5]), _mm512_add_ps(acc[3], acc[7])));
+    float rows[16];
+    _mm512_storeu_ps(rows, _mm512_add_ps(sums, mins));
     for (int r = 0; r < 16; ++r) out[r * out_stride] = rows[r];
 }
