@@ -1,8 +1,9 @@
 /* Q8_0 weight rows (or Q4_0/Q5_0 rows unpacked to Q8_0 blocks, ggml_legacy.c), and Q4_1 rows, against sixteen
- * activation rows at once, with AVX-512 VNNI. Per result the same integer lanes, the same rounded scale d_w * d_a and the same fused
- * multiply-adds in the same order as dot_x4p_q0 (ggml's arithmetic), so the results are bit-identical; but each
- * weight block is read once for sixteen rows, the activations come as unsigned bytes so that no sign instruction is
- * needed, and a vector holds one integer lane for all sixteen rows, so that no scale is moved between lanes.
+ * activation rows at once, with AVX-512 VNNI. Per result the same integer lanes, the same rounded scale d_w * d_a
+ * and the same fused multiply-adds in the same order as dot_x4p_q0 / dot_x4p_q4_1 (ggml's arithmetic), so the
+ * results are bit-identical; but each weight block is read once for sixteen rows, and a vector holds one integer
+ * lane of the block for all sixteen rows, so that one scale product serves them all and no scale is moved between
+ * lanes. Q8_0's activations come as unsigned bytes (the weights are signed), so that no sign instruction is needed.
  * Q5_0 512 x 640 x 2048 on 2 threads here: 154 GOPS (four rows, sign trick) -> 180 (eight rows) -> 196 (unsigned)
  * -> ~240 (sixteen rows, lanes transposed; four vector operations per block and lane for 16 rows, not 8).
  * Tried and slower on this CPU: block scales broadcast from memory (store forwarding), the offset on the weights'
