@@ -91,11 +91,12 @@ void camelid_pack_q8_1x16(const uint8_t *rows_q8_1, int64_t row_bytes, int64_t n
 
 /* a Q4_1 row's 4-bit values as bytes in element order, 32 per block, for camelid_dot_x16_q4_1 (once per tile) */
 void camelid_unpack_q4_1_row(const uint8_t *row, int64_t n_blocks, uint8_t *out) {
-    for (int64_t b = 0; b < n_blocks; ++b, row += 20, out += 32)
-        for (int k = 0; k < 16; ++k) {
-            out[k] = row[4 + k] & 0x0F;
-            out[16 + k] = row[4 + k] >> 4;
-        }
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    for (int64_t b = 0; b < n_blocks; ++b, row += 20, out += 32) {
+        const __m128i packed = _mm_loadu_si128((const __m128i *) (row + 4));
+        _mm_storeu_si128((__m128i *) out, _mm_and_si128(packed, low4));
+        _mm_storeu_si128((__m128i *) (out + 16), _mm_and_si128(_mm_srli_epi16(packed, 4), low4));
+    }
 }
 
 /* One Q4_1 row (row: the blocks, values: its unpacked bytes) against 16 rows packed by camelid_pack_q8_1x16, with
