@@ -236,6 +236,86 @@ static inline __attribute__((always_inline)) void value_sums_heads(const float *
             }
 }
 
+/* The same two loops with 512-bit registers (the AVX-512 build only): a 16-lane accumulator is one register,
+ * tinyBLAS's own __m512, so 4 keys x 4 heads of scores, or 64 values x 4 heads of value sums, stay in registers;
+ * the same operations on the same lanes as the loops above. */
+#define AVX512 __attribute__((target("avx512f,avx512vl")))
+AVX512 static inline __attribute__((always_inline)) void scores_4x(const float *k, int64_t n, const float *qh, int nh,
+                                                                  float *dots) {
+    __m512 acc[4][4];
+    for (int j = 0; j < nh; ++j)
+        for (int r = 0; r < 4; ++r) acc[j][r] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        __m512 kr[4];
+        for (int r = 0; r < 4; ++r) kr[r] = _mm512_loadu_ps(k + r * n + i);
+        for (int j = 0; j < nh; ++j) {
+            const __m512 q = _mm512_loadu_ps(qh + j * n + i);
+            for (int r = 0; r < 4; ++r) acc[j][r] = _mm512_fmadd_ps(kr[r], q, acc[j][r]);
+        }
+    }
+    for (int j = 0; j < nh; ++j)
+        for (int r = 0; r < 4; ++r)
+            dots[4 * j + r] = tree_16(_mm512_castps512_ps256(acc[j][r]),
+                                      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[j][r]), 1)));
+}
+
+/* scores of the visible keys c, c + 1, ... below `last`, four at a time: score[j * padded + c] and the heads' maxima;
+ * returns the first key not done */
+AVX512 __attribute__((noinline)) static int64_t scores_512(const float *wide_k, int64_t Dk, const float *qh, int nh,
+                                                           int64_t c, int64_t last, float scale, float *score,
+                                                           int64_t padded, float *max) {
+    for (; c + 4 <= last; c += 4) {
+        float dots[16];
+        switch (nh) { /* constant head counts, for registers */
+        case 4: scores_4x(wide_k + c * Dk, Dk, qh, 4, dots); break;
+        case 3: scores_4x(wide_k + c * Dk, Dk, qh, 3, dots); break;
+        case 2: scores_4x(wide_k + c * Dk, Dk, qh, 2, dots); break;
+        default: scores_4x(wide_k + c * Dk, Dk, qh, 1, dots); break;
+        }
+        for (int j = 0; j < nh; ++j)
+            for (int r = 0; r < 4; ++r) {
+                const float s = dots[4 * j + r] * scale;
+                score[j * padded + c + r] = s;
+                max[j] = s > max[j] ? s : max[j];
+            }
+    }
+    return c;
+}
+
+AVX512 static inline __attribute__((always_inline)) void value_tile_512(const float *wide_v, int64_t rows, int64_t Dv,
+                                                                       const float *prob, int64_t padded, int nh,
+                                                                       int64_t c_begin, int64_t c_end, int l,
+                                                                       int64_t d0, float *acc) {
+    __m512 a[4][4];
+    for (int j = 0; j < nh; ++j)
+        for (int k = 0; k < 4; ++k) a[j][k] = _mm512_setzero_ps();
+    for (int64_t c = c_begin + l; c < c_end; c += 16) {
+        const float *v = wide_v + (l * (rows / 16) + c / 16) * Dv + d0;
+        __m512 vk[4];
+        for (int k = 0; k < 4; ++k) vk[k] = _mm512_loadu_ps(v + 16 * k);
+        for (int j = 0; j < nh; ++j) {
+            const __m512 pc = _mm512_set1_ps(prob[j * padded + c]);
+            for (int k = 0; k < 4; ++k) a[j][k] = _mm512_fmadd_ps(vk[k], pc, a[j][k]);
+        }
+    }
+    for (int j = 0; j < nh; ++j)
+        for (int k = 0; k < 4; ++k) _mm512_storeu_ps(acc + (j * 16 + l) * Dv + d0 + 16 * k, a[j][k]);
+}
+
+/* value_sums_heads for Dv a multiple of 64, 64 values at a time */
+AVX512 __attribute__((noinline)) static void value_sums_512(const float *wide_v, int64_t rows, int64_t Dv,
+                                                            const float *prob, int64_t padded, int nh, int64_t c_begin,
+                                                            int64_t c_end, float *acc) {
+    for (int64_t d0 = 0; d0 < Dv; d0 += 64)
+        for (int l = 0; l < 16; ++l)
+            switch (nh) {
+            case 4: value_tile_512(wide_v, rows, Dv, prob, padded, 4, c_begin, c_end, l, d0, acc); break;
+            case 3: value_tile_512(wide_v, rows, Dv, prob, padded, 3, c_begin, c_end, l, d0, acc); break;
+            case 2: value_tile_512(wide_v, rows, Dv, prob, padded, 2, c_begin, c_end, l, d0, acc); break;
+            default: value_tile_512(wide_v, rows, Dv, prob, padded, 1, c_begin, c_end, l, d0, acc); break;
+            }
+}
+
 /* the lanes of every output value folded: (a0 + a2) + (a1 + a3) for vec_dot_f16's four accumulators, then the 16
  * lanes halved; 8 output values at a time */
 static inline __attribute__((always_inline)) void fold_lanes(const float *acc, int64_t Dv, int tiny, float *o) {
@@ -281,7 +361,7 @@ static int64_t attend_buffer(const attention_args *a) {
  * value row is loaded once for all of them (with the widened cache). Every score, sum and output is computed exactly
  * as for one head alone. */
 static inline __attribute__((always_inline)) void attend_heads(const attention_args *a, int64_t token, int64_t g,
-                                                               int64_t h0, int nh, float *buffer) {
+                                                               int64_t h0, int nh, float *buffer, int avx512) {
     const int64_t H = a->H, Hkv = a->Hkv, Dk = a->Dk, Dv = a->Dv, group = H / Hkv, rows = a->rows;
     const int64_t padded = (a->n_keys + 63) & ~(int64_t) 63, p = a->positions[token];
     const int tiny = a->tiny, tiny_kq = tiny && Dk % 16 == 0;
@@ -304,12 +384,16 @@ static inline __attribute__((always_inline)) void attend_heads(const attention_a
     const int64_t c_begin = first & ~(int64_t) 15, c_end = (last + 15) & ~(int64_t) 15;
     float max[4];
     for (int j = 0; j < nh; ++j) {
-        for (int64_t d = 0; d < Dk; ++d) qh[j * Dk + d] = round_to_half(a->q[(head0 + j) * Dk + d]);
+        const float *qj = a->q + (head0 + j) * Dk;
+        int64_t d = 0;
+        for (; d + 8 <= Dk; d += 8) _mm256_storeu_ps(qh + j * Dk + d, round_to_half_8(_mm256_loadu_ps(qj + d)));
+        for (; d < Dk; ++d) qh[j * Dk + d] = round_to_half(qj[d]);
         max[j] = -INFINITY;
     }
     int64_t c = c_begin;
     for (; c < c_end && c < first; ++c)
         for (int j = 0; j < nh; ++j) score[j * padded + c] = -INFINITY;
+    if (wide_k && tiny_kq && avx512) c = scores_512(wide_k, Dk, qh, nh, c, last, a->scale, score, padded, max);
     if (wide_k && tiny_kq) /* two keys at a time for all the heads */
         for (; c + 2 <= last; c += 2) {
             float dots[8];
@@ -351,6 +435,11 @@ static inline __attribute__((always_inline)) void attend_heads(const attention_a
         for (int64_t c = c_begin; c < c_end; c += 8)
             _mm256_storeu_ps(pj + c, round_to_half_8(_mm256_mul_ps(_mm256_loadu_ps(pj + c), inv)));
     }
+    if (wide_v && avx512 && Dv % 64 == 0) {
+        value_sums_512(wide_v, rows, Dv, prob, padded, nh, c_begin, c_end, acc);
+        for (int j = 0; j < nh; ++j) fold_lanes(acc + j * 16 * Dv, Dv, tiny, a->out + (head0 + j) * Dv);
+        return;
+    }
     if (wide_v) {
         switch (nh) {
         case 4: value_sums_heads(wide_v, rows, Dv, prob, padded, 4, c_begin, c_end, acc); break;
@@ -383,11 +472,11 @@ static inline __attribute__((always_inline)) void attend_heads(const attention_a
  * are identical. */
 __attribute__((target("avx512f,avx512vl"))) static void attend_avx512(const attention_args *a, int64_t token, int64_t g,
                                                                       int64_t h0, int nh, float *buffer) {
-    attend_heads(a, token, g, h0, nh, buffer);
+    attend_heads(a, token, g, h0, nh, buffer, 1);
 }
 
 static void attend_avx2(const attention_args *a, int64_t token, int64_t g, int64_t h0, int nh, float *buffer) {
-    attend_heads(a, token, g, h0, nh, buffer);
+    attend_heads(a, token, g, h0, nh, buffer, 0);
 }
 
 /* q [n_q, H, Dk] float32 (n_q = B*T tokens, positions [n_q], -1 = padding), caches [n_slots, Hkv, n_ctx, D] fp16,
