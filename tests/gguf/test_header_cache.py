@@ -63,6 +63,11 @@ def test_a_changed_file_is_parsed_again(tmp_path: Path, home: Path) -> None:
     reopened = GGUFFile(path)
     assert reopened.get("general.name") == "second"
     assert len(reopened.get("tokenizer.ggml.tokens")) == 1600
+    assert len(entries(home)) == 1  # the replaced file's entry is gone
+    write_vocab_file(tmp_path / "n.gguf", 1500, "n")
+    GGUFFile(tmp_path / "n.gguf")
+    assert len(entries(home)) == 2  # other paths keep theirs
+    assert GGUFFile(path).get("general.name") == "second"
 
 
 def test_small_headers_broken_entries_and_the_switch(tmp_path: Path, home: Path,
