@@ -129,3 +129,20 @@ def _vocab_size(metadata: dict[str, Any], reader: _ArchKeys, default: int | None
     if default is not None:
         return default
     raise BadModelFile(f"model metadata has neither '{reader.arch}.vocab_size' nor tokenizer.ggml.tokens")
+
+
+GEMMA3_GLOBAL_EVERY = 6  # llama.cpp set_swa_pattern(6): without a pattern, layer il is global iff il % 6 == 5
+GEMMA3_LOCAL_ROPE_BASE = 10000.0  # the local layers' RoPE base without `rope.freq_base_swa` (unscaled)
+
+
+def gemma3_local_layers(config: ModelConfig) -> list[bool]:
+    """Which Gemma-3 layers use the sliding window: `attention.sliding_window_pattern` when the file has it (a
+    period, or one bool per layer), else every 6th layer global; none at all without a sliding window. Shared by
+    the torch model (models/gemma3.py) and the torch-free one (models/native_model.py)."""
+    if config.sliding_window is None:
+        return [False] * config.n_layers
+    pattern = config.extras.get("attention.sliding_window_pattern", GEMMA3_GLOBAL_EVERY)
+    if isinstance(pattern, list):
+        return [bool(v) for v in pattern][:config.n_layers]
+    period = int(pattern)
+    return [period > 0 and index % period < period - 1 for index in range(config.n_layers)]

@@ -15,13 +15,11 @@ import torch
 from torch import nn
 
 from camelid.models.base import DecoderModel
-from camelid.models.config import ModelConfig
+from camelid.models.config import GEMMA3_LOCAL_ROPE_BASE, ModelConfig
+from camelid.models.config import gemma3_local_layers as local_layers
 from camelid.models.layers import DecoderBlock, ForwardContext, RMSNorm, RotaryEmbedding, geglu
 from camelid.models.layers import float32_inverse_sqrt as inverse_sqrt
 from camelid.models.registry import register
-
-DEFAULT_GLOBAL_EVERY = 6  # llama.cpp set_swa_pattern(6): layer il is global iff il % 6 == 5
-DEFAULT_LOCAL_ROPE_BASE = 10000.0
 
 
 class Gemma3Block(DecoderBlock):
@@ -56,24 +54,12 @@ class Gemma3Block(DecoderBlock):
         return h + self.post_ffw_norm(self.gated_mlp(self.ffn_norm(h), geglu))
 
 
-def local_layers(config: ModelConfig) -> list[bool]:
-    """Which layers use the sliding window: `attention.sliding_window_pattern` when the file has it (a period,
-    or one bool per layer), else every 6th layer global; none at all without a sliding window."""
-    if config.sliding_window is None:
-        return [False] * config.n_layers
-    pattern = config.extras.get("attention.sliding_window_pattern", DEFAULT_GLOBAL_EVERY)
-    if isinstance(pattern, list):
-        return [bool(v) for v in pattern][:config.n_layers]
-    period = int(pattern)
-    return [period > 0 and index % period < period - 1 for index in range(config.n_layers)]
-
-
 @register("gemma3")
 class Gemma3Model(DecoderModel):
     rope_neox = True
 
     def build_rotary(self, config: ModelConfig) -> dict[str, RotaryEmbedding]:
-        local_base = float(config.extras.get("rope.freq_base_swa", DEFAULT_LOCAL_ROPE_BASE))
+        local_base = float(config.extras.get("rope.freq_base_swa", GEMMA3_LOCAL_ROPE_BASE))
         return {"global": RotaryEmbedding.from_config(config, neox=True),
                 "local": RotaryEmbedding.from_config(config, neox=True, base=local_base, scaled=False)}
 

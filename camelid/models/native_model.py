@@ -23,7 +23,7 @@ import numpy as np
 
 from camelid.gguf.reader import GGUFFile, TensorInfo
 from camelid.kernels.library import NATIVE_TYPES, BlockSpec, library
-from camelid.models.config import ModelConfig
+from camelid.models.config import GEMMA3_LOCAL_ROPE_BASE, ModelConfig, gemma3_local_layers
 
 F32, F16, Q8_0 = 0, 1, 8
 PROJECTIONS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
@@ -45,19 +45,6 @@ ARCHITECTURES = {
     "llama": Architecture(norms=("attn_norm", "ffn_norm"), neox=False, rope_freqs=True),
     "gemma3": Architecture(norms=tuple(NORM_SLOTS), neox=True, gemma3=True),
 }
-GEMMA3_GLOBAL_EVERY = 6  # as models/gemma3.py: without a pattern, layer il is global iff il % 6 == 5
-GEMMA3_LOCAL_ROPE_BASE = 10000.0
-
-
-def gemma3_local_layers(config: ModelConfig) -> list[bool]:
-    """Which layers use the sliding window (models/gemma3.py local_layers, which imports torch with its module)."""
-    if config.sliding_window is None:
-        return [False] * config.n_layers
-    pattern = config.extras.get("attention.sliding_window_pattern", GEMMA3_GLOBAL_EVERY)
-    if isinstance(pattern, list):
-        return [bool(v) for v in pattern][:config.n_layers]
-    period = int(pattern)
-    return [period > 0 and index % period < period - 1 for index in range(config.n_layers)]
 
 
 def _ptr(array: np.ndarray) -> int:
