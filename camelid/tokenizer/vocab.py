@@ -9,6 +9,7 @@ the EOG list and its model-specific exceptions, and the per-model LSTRIP/RSTRIP 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import compress, repeat
 from typing import Any
 
 from camelid.errors import UnsupportedModel
@@ -122,23 +123,22 @@ class Vocab:
             raise UnsupportedModel(f"tokenizer model '{model}' is not supported (only 'gpt2' BPE and 'llama' SPM)")
         add_space_prefix = bool(md.get("tokenizer.ggml.add_space_prefix", add_space_prefix))
 
-        texts = [str(t) for t in md.get("tokenizer.ggml.tokens") or []]
+        texts = list(map(str, md.get("tokenizer.ggml.tokens") or []))  # C-level loops below: 262k tokens (Gemma)
         if not texts:
             raise UnsupportedModel("model has an empty tokenizer.ggml.tokens list")
         n = len(texts)
         raw_scores = md.get("tokenizer.ggml.scores")
-        scores = [float(s) for s in raw_scores[:n]] if raw_scores is not None else [0.0] * n
+        scores = list(map(float, raw_scores[:n])) if raw_scores is not None else [0.0] * n
         if len(scores) < n:
             raise UnsupportedModel(f"tokenizer.ggml.scores has {len(scores)} entries for {n} tokens")
         types = md.get("tokenizer.ggml.token_type")
         if types is not None and len(types) < n:
             raise UnsupportedModel(f"tokenizer.ggml.token_type has {len(types)} entries for {n} tokens")
-        attrs = [ATTR_NORMAL] * n if types is None else [_TYPE_TO_ATTR.get(int(t), ATTR_UNDEFINED) for t in types[:n]]
-        token_to_id: dict[str, int] = {}
-        for i, text in enumerate(texts):
-            if not text:
-                text = texts[i] = f"[EMPTY_{i}]"
-            token_to_id[text] = i  # llama.cpp refuses duplicates; we keep the last one
+        attrs = ([ATTR_NORMAL] * n if types is None
+                 else list(map(_TYPE_TO_ATTR.get, map(int, types[:n]), repeat(ATTR_UNDEFINED))))
+        if not all(texts):
+            texts = [text or f"[EMPTY_{i}]" for i, text in enumerate(texts)]
+        token_to_id = dict(zip(texts, range(n)))  # llama.cpp refuses duplicates; we keep the last one
 
         special = dict(defaults)
         for name, key in _SPECIAL_KEYS.items():
@@ -175,7 +175,7 @@ class Vocab:
         attrs, special = self.attrs, self.special
         candidates = _EOT_TEXTS | _EOM_TEXTS | _EOG_TEXTS | set().union(*_FIM_TEXTS.values()) | set(_ALWAYS_RENDERED)
         # texts are unique in token_to_id; scan it in id order so "first match" is deterministic
-        named = sorted((i, t) for t, i in self.token_to_id.items() if t in candidates)
+        named = sorted((self.token_to_id[t], t) for t in candidates if t in self.token_to_id)
 
         def detect(name: str, texts: set[str]) -> None:
             if special[name] is not None:
@@ -191,9 +191,9 @@ class Vocab:
         for name, texts in _FIM_TEXTS.items():
             detect(name, texts)
 
-        for i, a in enumerate(attrs):  # control tokens named like "<unused12>" are unused
-            if a & ATTR_CONTROL and not a & ATTR_UNUSED and "unused" in self.texts[i]:
-                attrs[i] = a | ATTR_UNUSED
+        for i in compress(range(len(attrs)), map(ATTR_CONTROL.__and__, attrs)):  # "<unused12>" controls are unused
+            if not attrs[i] & ATTR_UNUSED and "unused" in self.texts[i]:
+                attrs[i] |= ATTR_UNUSED
 
         eog = {special[k] for k in ("fim_pad", "fim_rep", "fim_sep") if special[k] is not None}
         for i, t in named:
@@ -220,7 +220,7 @@ class Vocab:
         self.eog_ids = eog
 
         mask = ATTR_CONTROL | ATTR_USER_DEFINED | ATTR_UNKNOWN
-        cache = [i for i, a in enumerate(attrs) if a & mask]
+        cache = list(compress(range(len(attrs)), map(mask.__and__, attrs)))
         cache.sort(key=lambda i: -len(self.texts[i].encode("utf-8", "surrogateescape")))
         self.special_cache = cache
 
