@@ -70,12 +70,17 @@ def first_output_seconds(command: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
+# a GGUF without a chat template (Gemma-3-270M is the base model) gets the plain prompt, as `camelid run` gives it
 LLAMA_COLD = """
 import sys
 from llama_cpp import Llama
 llm = Llama(model_path=sys.argv[1], n_ctx=512, n_threads=int(sys.argv[2]), verbose=False)
-for chunk in llm.create_chat_completion([{"role": "user", "content": "hi"}], stream=True, max_tokens=64):
-    text = chunk["choices"][0]["delta"].get("content")
+if "tokenizer.chat_template" in llm.metadata:
+    chunks = llm.create_chat_completion([{"role": "user", "content": "hi"}], stream=True, max_tokens=64)
+    texts = (chunk["choices"][0]["delta"].get("content") for chunk in chunks)
+else:
+    texts = (chunk["choices"][0]["text"] for chunk in llm.create_completion("hi", stream=True, max_tokens=64))
+for text in texts:
     if text:
         sys.stdout.write(text); sys.stdout.flush(); break
 """
