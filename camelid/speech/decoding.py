@@ -67,6 +67,7 @@ class DecodingOptions:
     best_of: int | None = None  # number of independent sample trajectories, if t > 0
     beam_size: int | None = None  # number of beams in beam search, if t == 0
     patience: float | None = None  # patience in beam search (arxiv:2204.05424); None means 1.0
+    seed: int = 0  # the sampler's seed above temperature 0: a window decodes the same way run after run
 
     # "alpha" in Google NMT, or None for length norm, when ranking generations
     # to select which to return among the beams or best-of-N samples
@@ -242,17 +243,20 @@ class TokenDecoder:
 
 
 class GreedyDecoder(TokenDecoder):
-    """Argmax at temperature 0, else a sample from softmax(logits / temperature) (torch's global RNG)."""
+    """Argmax at temperature 0, else a sample from softmax(logits / temperature), drawn from a generator seeded
+    for the window (openai-whisper draws from torch's global RNG, so its fallbacks differ run to run)."""
 
-    def __init__(self, temperature: float, eot: int) -> None:
+    def __init__(self, temperature: float, eot: int, seed: int = 0) -> None:
         self.temperature = temperature
         self.eot = eot
+        self.generator = torch.Generator().manual_seed(seed)
 
     def update(self, tokens: Tensor, logits: Tensor, sum_logprobs: Tensor) -> tuple[Tensor, bool]:
         if self.temperature == 0:
             next_tokens = logits.argmax(dim=-1)
         else:
-            next_tokens = torch.distributions.Categorical(logits=logits / self.temperature).sample()
+            probs = F.softmax(logits.float() / self.temperature, dim=-1)
+            next_tokens = torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
         logprobs = F.log_softmax(logits.float(), dim=-1)
         current_logprobs = logprobs[torch.arange(logprobs.shape[0]), next_tokens]
         finished = tokens[:, -1] == self.eot
@@ -423,7 +427,7 @@ class DecodingTask:
             self.decoder = BeamSearchDecoder(options.beam_size, tokenizer.eot, self._reorder_cache,
                                              options.patience)
         else:
-            self.decoder = GreedyDecoder(options.temperature, tokenizer.eot)
+            self.decoder = GreedyDecoder(options.temperature, tokenizer.eot, options.seed)
 
         self.logit_filters: list[LogitFilter] = []
         if options.suppress_blank:

@@ -105,12 +105,14 @@ def transcribe(
     prepend_punctuations: str = PREPEND_PUNCTUATIONS,
     append_punctuations: str = APPEND_PUNCTUATIONS,
     progress: ProgressCallback | None = None,
+    seed: int = 0,
 ) -> Transcript:
     """Transcribe (or translate into English) audio: a path, file bytes, or 16 kHz mono samples.
 
     `language` None or "auto" detects it (multilingual models; English-only models are "en"). `temperature`
     is the fallback sequence; `beam_size` applies at temperature 0, `best_of` above it. `progress` is called
-    after each window with (seconds done, seconds in all).
+    after each window with (seconds done, seconds in all). `seed` seeds the sampling of the fallbacks (per window):
+    the same audio gives the same transcript run after run.
     """
     if task not in TASKS:
         raise BadRequest(f"unknown task '{task}': use transcribe or translate")
@@ -126,7 +128,7 @@ def transcribe(
     rules = FallbackRules(compression_ratio_threshold, logprob_threshold, no_speech_threshold)
     options = DecodingOptions(task=task, language=language, beam_size=beam_size, best_of=best_of,
                               patience=patience, length_penalty=length_penalty,
-                              suppress_tokens=suppress_tokens, suppress_blank=suppress_blank)
+                              suppress_tokens=suppress_tokens, suppress_blank=suppress_blank, seed=seed)
 
     input_stride = N_FRAMES // model.dims.n_audio_ctx  # mel frames per output token: 2
     time_precision = input_stride * HOP_LENGTH / SAMPLE_RATE  # seconds per timestamp step: 0.02

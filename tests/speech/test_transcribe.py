@@ -208,6 +208,16 @@ def test_word_timestamps_on_a_random_model_are_deterministic(random_model, token
     assert words and all(0 <= word.start <= word.end and 0 <= word.probability <= 1 for word in words)
 
 
+def test_sampled_fallbacks_are_reproducible_and_follow_the_seed(random_model, tokenizer):
+    """Sampling above temperature 0 draws from a generator seeded per window, not from torch's global RNG."""
+    audio = np.random.default_rng(2).normal(scale=0.1, size=SAMPLE_RATE * 8).astype(np.float32)
+    first = transcribe(random_model, tokenizer, audio, temperature=1.0, best_of=1)
+    torch.rand(7)  # the global RNG moves on: no effect
+    assert transcribe(random_model, tokenizer, audio, temperature=1.0, best_of=1) == first
+    others = [transcribe(random_model, tokenizer, audio, temperature=1.0, best_of=1, seed=seed) for seed in (1, 2)]
+    assert any(other != first for other in others)
+
+
 def test_transcribe_refuses_bad_requests(random_model, tokenizer):
     audio = np.zeros(SAMPLE_RATE, dtype=np.float32)
     with pytest.raises(BadRequest, match="English-only"):
