@@ -223,7 +223,10 @@ class Runner:
             with self.llm._lock:
                 events = self.engine.step(states)
         except Exception as err:
-            log.exception("decode step failed")
+            if isinstance(err, CamelidError):  # e.g. a damaged model's NaN logits: its message says it all
+                log.warning("decode step failed: %s", err)
+            else:
+                log.exception("decode step failed")
             for job in self.active:
                 job.deliver([_failure(job.state, err)])
             self.active.clear()

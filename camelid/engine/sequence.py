@@ -3,6 +3,7 @@ many of these together (one batched forward per step); each turns its logits int
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from camelid.engine.options import Options
 from camelid.engine.sampling import log_softmax, new_rng, sample, top_k_select
 from camelid.engine.stats import Stats
 from camelid.engine.stops import StopMatcher
-from camelid.errors import BadRequest
+from camelid.errors import BadModelFile, BadRequest
 
 
 class TokenizerLike(Protocol):
@@ -90,6 +91,10 @@ class GenerationState:
     def advance(self, logits: np.ndarray, top: tuple[np.ndarray, np.ndarray] | None = None) -> list[Piece | Done]:
         """Sample from this sequence's next-token logits [vocab] float32 (`top`: its top_k, computed with a
         batch's); return the events (a Piece, then Done when it ends)."""
+        peak = float(logits.max())  # NaN if any is NaN
+        if math.isnan(peak) or peak == math.inf:
+            raise BadModelFile("the model computed NaN or infinite logits: its weights are probably damaged "
+                               "(pull or create the model again)")
         if self.constraint is not None:
             logits, top = self.constraint.mask(logits), None
         token = sample(logits, self.params, self.history, self.rng, top)

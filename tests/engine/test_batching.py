@@ -3,11 +3,13 @@ steps."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 import camelid
 from camelid.engine.sequence import GenerationState
+from camelid.errors import BadModelFile
 
 pytestmark = pytest.mark.slow
 
@@ -63,3 +65,18 @@ def test_greedy_text_alone_and_batched(llm) -> None:
     for a, b in zip(alone, batched):
         assert len(a.generated) >= 3
         assert a.generated == b.generated  # every kernel computes each (row, token) the same way in any batch
+
+
+def test_non_finite_logits_fail_with_one_clear_error(llm):
+    """Damaged weights compute NaN (or infinite) logits: the sequence fails with a BadModelFile naming the cause,
+    instead of sampling garbage; masked (-inf) logits are ordinary."""
+    vocab = len(llm.tokenizer.vocab.texts)
+    for bad in (np.nan, np.inf):
+        logits = np.zeros(vocab, np.float32)
+        logits[7] = bad
+        with pytest.raises(BadModelFile, match="NaN or infinite logits"):
+            state(llm, "hi", 0).advance(logits)
+    logits = np.full(vocab, -np.inf, np.float32)
+    logits[42] = 1.0
+    events = state(llm, "hi", 0).advance(logits)
+    assert events and events[0].token == 42
