@@ -35,11 +35,12 @@ void camelid_pack_q8_1x4(const uint8_t *, int64_t, int64_t, int64_t, uint8_t *);
 void camelid_dot_x4p_q0(const uint8_t *, int, const uint8_t *, int64_t, float *, int64_t);
 void camelid_pack_q8_0x4(const uint8_t *, int64_t, int64_t, int64_t, uint8_t *);
 void camelid_q0_row_to_q8_0(const uint8_t *, int, int64_t, uint8_t *);
-void camelid_pack_q8_0x16(const uint8_t *, int64_t, int64_t, uint8_t *);
+void camelid_pack_q8_0_lanes(const uint8_t *, int64_t, int64_t, int64_t, uint8_t *);
 int camelid_dot_x8_q6_K(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
 int camelid_dot_x8_q4_K(const uint8_t *, const uint8_t *, int64_t, int64_t, float *, int64_t, int64_t);
 void camelid_q8_0_corrections(const uint8_t *, int64_t, int32_t *);
 void camelid_dot_x16_q8_0(const uint8_t *, const int32_t *, const uint8_t *, int64_t, float *, int64_t);
+void camelid_dot_x8_q8_0(const uint8_t *, const int32_t *, const uint8_t *, int64_t, float *, int64_t);
 void camelid_pack_q8_Kx16(const uint8_t *, int64_t, int64_t, uint8_t *);
 void camelid_pack_q8_1x16(const uint8_t *, int64_t, int64_t, uint8_t *);
 void camelid_unpack_q4_1_row(const uint8_t *, int64_t, uint8_t *);
@@ -138,15 +139,17 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
                                     packed0 + 4 * g * q80_bytes);
         }
     }
-    /* the Q8_0 rows once more by groups of 16, lane-transposed unsigned bytes, for the 16-row VNNI tiles
-     * (tile_q8.c); a group has the bytes of 16 Q8_0 rows */
+    /* the Q8_0 rows once more by groups of 16 (a last 8-15 rows: one group of 8), lane-transposed unsigned bytes, for
+     * the 16-row and 8-row VNNI tiles (tile_q8.c); a group has the bytes of its Q8_0 rows */
     uint8_t *packed16 = (uint8_t *) (((uintptr_t) (packed0 + (n_tokens + 3) * q80_bytes) + 63) & ~(uintptr_t) 63);
-    const int tiles16 = needed[ACT_Q8_0] && n_tokens >= 16 && cpu_has_vnni();
+    const int tiles16 = needed[ACT_Q8_0] && n_tokens >= 8 && cpu_has_vnni();
     if (tiles16) {
         #pragma omp parallel for schedule(static)
-        for (int64_t g = 0; g < n_tokens / 16; ++g)
-            camelid_pack_q8_0x16(acts[ACT_Q8_0] + 16 * g * q80_bytes, q80_bytes, n_in / 32,
-                                 packed16 + 16 * g * q80_bytes);
+        for (int64_t g = 0; g < (n_tokens + 8) / 16; ++g) { /* the full groups, and a group of 8 of the rest */
+            const int64_t rows = 16 * g + 16 <= n_tokens ? 16 : 8;
+            camelid_pack_q8_0_lanes(acts[ACT_Q8_0] + 16 * g * q80_bytes, q80_bytes, rows, n_in / 32,
+                                    packed16 + 16 * g * q80_bytes);
+        }
     }
     /* the Q8_K rows by groups of 16 in the same way, for the 16-row K-quant tiles (tile_k.c) */
     const int64_t q8k_bytes = act_row_bytes(ACT_Q8_K, n_in);
@@ -203,11 +206,16 @@ int camelid_matmul(const float *x, int64_t n_tokens, int64_t n_in, int count, co
                     w = unpacked;
                     q0_type = 8;
                 }
-                if (q0 && q0_type == 8 && tiles16 && t + 16 <= t_end && n_in <= 32 * UNPACKED_BLOCKS) {
+                if (q0 && q0_type == 8 && tiles16 && t + 8 <= t_end && n_in <= 32 * UNPACKED_BLOCKS) {
                     camelid_q8_0_corrections(w, n_in / 32, corrections); /* Q8_0 (or unpacked): 16 rows at once */
                     for (; t + 16 <= t_end; t += 16)
                         camelid_dot_x16_q8_0(w, corrections, packed16 + t * q80_bytes, n_in, column + t * out_stride,
                                              out_stride);
+                    if (t + 8 <= t_end) { /* the batch's last 8-15 rows: 8 of them */
+                        camelid_dot_x8_q8_0(w, corrections, packed16 + t * q80_bytes, n_in, column + t * out_stride,
+                                            out_stride);
+                        t += 8;
+                    }
                 }
                 if (q41 && tiles16q1 && t + 16 <= t_end && n_in <= 32 * UNPACKED_BLOCKS) { /* Q4_1: 16 rows */
                     camelid_unpack_q4_1_row(w, n_in / 32, unpacked);

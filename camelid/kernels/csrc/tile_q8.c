@@ -5,7 +5,8 @@
  * lane of the block for all sixteen rows, so that one scale product serves them all and no scale is moved between
  * lanes. Q8_0's activations come as unsigned bytes (the weights are signed), so that no sign instruction is needed.
  * Q5_0 512 x 640 x 2048 on 2 threads here: 154 GOPS (four rows, sign trick) -> 180 (eight rows) -> 196 (unsigned)
- * -> ~240 (sixteen rows, lanes transposed; four vector operations per block and lane for 16 rows, not 8).
+ * -> ~240 (sixteen rows, lanes transposed; four vector operations per block and lane for 16 rows, not 8). A batch's
+ * last 8-15 rows take the same layout with eight rows in 256-bit vectors (a server's batched decode steps).
  * Tried and slower on this CPU: block scales broadcast from memory (store forwarding), the offset on the weights'
  * side (its correction is per activation block: an extra load per product), the eight-row kernel with 512-bit
  * vectors over two rows (the same in isolation, -6 % in the model). */
@@ -13,21 +14,22 @@
 
 #include "ggml_common.h"
 
-/* Sixteen Q8_0 activation rows laid out for camelid_dot_x16_q8_0, per block of 32: the 16 scales, then for each
- * 4-byte lane i of the block the 16 rows' bytes 4i..4i+3 side by side, as unsigned bytes (value + 128): 64 + 8 * 64
- * = 576 bytes, the size of 16 Q8_0 blocks. dpbusd(-128 * lane sums of w, a + 128, w) is then exactly the lane sums
- * of a * w, the correction formed once per weight block for all the rows. */
-void camelid_pack_q8_0x16(const uint8_t *rows_q8_0, int64_t row_bytes, int64_t n_blocks, uint8_t *out) {
-    for (int64_t b = 0; b < n_blocks; ++b, out += 576) {
+/* Sixteen (or eight) Q8_0 activation rows laid out for camelid_dot_x16_q8_0 (camelid_dot_x8_q8_0), per block of 32:
+ * the rows' scales, then for each 4-byte lane i of the block the rows' bytes 4i..4i+3 side by side, as unsigned bytes
+ * (value + 128): 36 bytes per row and block, the size of the Q8_0 blocks. dpbusd(-128 * lane sums of w, a + 128, w)
+ * is then exactly the lane sums of a * w, the correction formed once per weight block for all the rows. */
+void camelid_pack_q8_0_lanes(const uint8_t *rows_q8_0, int64_t row_bytes, int64_t n_rows, int64_t n_blocks,
+                             uint8_t *out) {
+    for (int64_t b = 0; b < n_blocks; ++b, out += 36 * n_rows) {
         float *d = (float *) out;
-        uint32_t *lanes = (uint32_t *) (out + 64);
-        for (int64_t r = 0; r < 16; ++r) {
+        uint32_t *lanes = (uint32_t *) (out + 4 * n_rows);
+        for (int64_t r = 0; r < n_rows; ++r) {
             const block_q8_0 *x = (const block_q8_0 *) (rows_q8_0 + r * row_bytes) + b;
             d[r] = x->d;
             for (int i = 0; i < 8; ++i) {
                 uint32_t four;
                 memcpy(&four, x->qs + 4 * i, 4);
-                lanes[16 * i + r] = four ^ 0x80808080u;
+                lanes[n_rows * i + r] = four ^ 0x80808080u;
             }
         }
     }
@@ -42,7 +44,7 @@ __attribute__((target("avx512vnni,avx512vl"))) void camelid_q8_0_corrections(con
 }
 
 /* Q8_0 weight row w (or a Q4_0/Q5_0 row unpacked to Q8_0) against sixteen activation rows packed by
- * camelid_pack_q8_0x16; corr: the row's corrections (camelid_q8_0_corrections), computed once for all its tiles.
+ * camelid_pack_q8_0_lanes; corr: the row's corrections (camelid_q8_0_corrections), computed once for all its tiles.
  * A 512-bit vector holds one integer lane of the block for the 16 rows, so one product of scales serves all of them
  * and no scale is moved between lanes: per row, the same integer lane sums, the same rounded scale d_w * d_a, the
  * same fused multiply-adds in the same order, and ggml's hsum association at the end, so the results are those of
@@ -71,6 +73,33 @@ __attribute__((target("avx512f,avx512vnni"))) void camelid_dot_x16_q8_0(const ui
     float rows[16];
     _mm512_storeu_ps(rows, sums);
     for (int r = 0; r < 16; ++r) out[r * out_stride] = rows[r];
+}
+
+/* the same for eight rows (a batch's last 8-15), in 256-bit vectors */
+__attribute__((target("avx512vnni,avx512vl"))) void camelid_dot_x8_q8_0(const uint8_t *w, const int32_t *corr,
+                                                                      const uint8_t *packed, int64_t n_in, float *out,
+                                                                      int64_t out_stride) {
+    __m256 acc[8];
+    for (int i = 0; i < 8; ++i) acc[i] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n_in / 32; ++b, w += 34, packed += 288) {
+        uint16_t d;
+        memcpy(&d, w, 2);
+        const __m256 scale = _mm256_mul_ps(_mm256_set1_ps(half_to_float(d)), _mm256_loadu_ps((const float *) packed));
+        #pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) {
+            int32_t four;
+            memcpy(&four, w + 2 + 4 * i, 4);
+            const __m256i sums = _mm256_dpbusd_epi32(_mm256_set1_epi32(corr[8 * b + i]),
+                                                     _mm256_loadu_si256((const __m256i *) (packed + 32 + 32 * i)),
+                                                     _mm256_set1_epi32(four));
+            acc[i] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc[i]);
+        }
+    }
+    const __m256 sums = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6])),
+                                      _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7])));
+    float rows[8];
+    _mm256_storeu_ps(rows, sums);
+    for (int r = 0; r < 8; ++r) out[r * out_stride] = rows[r];
 }
 
 /* Q4_1 (SmolLM2's format): sixteen Q8_1 activation rows per block of 32, signed this time (Q4_1's weights are the
