@@ -4,13 +4,19 @@ and the torch fallback."""
 from __future__ import annotations
 
 import ctypes
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from gguf.constants import GGMLQuantizationType as T
 
+from camelid.gguf import GGUFFile
 from camelid.kernels import QuantLinear, native, numerics, reference_matmul
+from camelid.models.native_model import NativeModel
 from camelid.quant import quantize_reference
 
 needs_native = pytest.mark.skipif(native.library() is None, reason="no C compiler or no AVX2/FMA/F16C here")
@@ -324,3 +330,31 @@ def test_native_geglu_vector_lanes_equal_the_scalar_path() -> None:
     for i in range(values.size):
         tail = geglu(np.concatenate([values[:8], values[i:i + 1]]), np.concatenate([up[:8], up[i:i + 1]]))[8]
         assert vector[i].tobytes() == tail.tobytes(), (i, values[i])
+
+
+AVX2_LOGITS = """
+import sys
+import numpy as np
+from camelid.gguf import GGUFFile
+from camelid.models.native_model import NativeModel
+model = NativeModel.create(GGUFFile(sys.argv[1]), 128)
+ids = [int(i) for i in sys.argv[3].split(",")]
+np.save(sys.argv[2], np.stack([model.forward(ids[:40], 0), model.forward(ids[40:41], 40)]))
+"""
+
+
+@needs_native
+@pytest.mark.parametrize("model", ["smollm2", "gemma3"])
+def test_avx2_paths_equal_the_avx512_paths(model: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """CAMELID_NO_AVX512=1 takes the AVX2 kernels (what a CPU without AVX-512 runs): a 40-token prefill (the
+    batched tiles, grouped-head attention) and a decode step give the same logits bit for bit."""
+    path = request.getfixturevalue(f"{model}_path")
+    ids = np.random.default_rng(5).integers(100, 20000, 41).tolist()
+    out = tmp_path / "avx2.npy"
+    env = dict(os.environ, CAMELID_NO_AVX512="1")
+    subprocess.run([sys.executable, "-c", AVX2_LOGITS, str(path), str(out), ",".join(map(str, ids))], env=env,
+                   check=True)
+    native = NativeModel.create(GGUFFile(path), 128)
+    assert native is not None
+    here = np.stack([native.forward(ids[:40], 0), native.forward(ids[40:41], 40)])
+    assert np.array_equal(np.load(out), here)

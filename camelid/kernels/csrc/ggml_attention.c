@@ -489,7 +489,7 @@ void camelid_attention_f16(const float *q, uint16_t *k_cache, uint16_t *v_cache,
     static int avx512 = -1;
     if (avx512 < 0) {
         __builtin_cpu_init();
-        avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+        avx512 = avx512_allowed() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
     }
     if (k_new && v_new) { /* into the cache, rounded to fp16 (8 at a time: the same rounding as one at a time) */
         #pragma omp parallel for schedule(static) if (B * T > 63)

@@ -10,6 +10,7 @@
 #include <immintrin.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 /* ggml's Q8_0 / Q8_1 activation blocks, with the fp16 fields kept as the float values they stand for (converted
  * once when the activations are quantized, instead of in every dot product that reads them) */
@@ -18,12 +19,19 @@ typedef struct { float d, s; int8_t qs[32]; } block_q8_1; /* 40 bytes; s = fp16(
 typedef struct { float d[4], s[4]; int8_t qs[4][32]; } block_q8_1x4; /* one block of 4 activation rows, packed */
 typedef struct { float d[4]; int8_t qs[4][32]; } block_q8_0x4;        /* the same for Q8_0 rows */
 
+/* CAMELID_NO_AVX512=1 in the environment: the AVX2 paths even where AVX-512 is there (they compute the same
+ * values; tests compare the two) */
+static inline int avx512_allowed(void) {
+    const char *off = getenv("CAMELID_NO_AVX512");
+    return !(off && *off && *off != '0');
+}
+
 /* AVX-512 VNNI with 256-bit vectors (VL): the variants that use dpbusd/dpwssd and 32 vector registers */
 static inline int cpu_has_vnni(void) {
     static int has = -1;
     if (has < 0) {
         __builtin_cpu_init();
-        has = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
+        has = avx512_allowed() && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl");
     }
     return has;
 }
