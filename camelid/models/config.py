@@ -146,3 +146,8 @@ def gemma3_local_layers(config: ModelConfig) -> list[bool]:
         return [bool(v) for v in pattern][:config.n_layers]
     period = int(pattern)
     return [period > 0 and index % period < period - 1 for index in range(config.n_layers)]
+
+
+def gemma3_query_scale_dim(config: ModelConfig) -> int:
+    """The n in Gemma-3's query scale 1/sqrtf(n): key_length, or n_embd / n_head for the 62-layer 27B (llama.cpp)."""
+    return config.n_embd // config.n_head if config.n_layers == 62 else config.head_dim_k

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from camelid.models.base import DecoderModel
-from camelid.models.config import GEMMA3_LOCAL_ROPE_BASE, ModelConfig
+from camelid.models.config import GEMMA3_LOCAL_ROPE_BASE, ModelConfig, gemma3_query_scale_dim
 from camelid.models.config import gemma3_local_layers as local_layers
 from camelid.models.layers import DecoderBlock, ForwardContext, RMSNorm, RotaryEmbedding, geglu
 from camelid.models.layers import float32_inverse_sqrt as inverse_sqrt
@@ -64,8 +64,7 @@ class Gemma3Model(DecoderModel):
                 "local": RotaryEmbedding.from_config(config, neox=True, base=local_base, scaled=False)}
 
     def build_block(self, config: ModelConfig, layer_index: int) -> DecoderBlock:
-        is_27b = config.n_layers == 62
-        query_scale = inverse_sqrt(config.n_embd // config.n_head if is_27b else config.head_dim_k)
+        query_scale = inverse_sqrt(gemma3_query_scale_dim(config))
         local = local_layers(config)[layer_index]
         return Gemma3Block(config, layer_index, local=local, query_scale=query_scale)
 

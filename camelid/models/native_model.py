@@ -23,7 +23,12 @@ import numpy as np
 
 from camelid.gguf.reader import GGUFFile, TensorInfo
 from camelid.kernels.library import NATIVE_TYPES, BlockSpec, library
-from camelid.models.config import GEMMA3_LOCAL_ROPE_BASE, ModelConfig, gemma3_local_layers
+from camelid.models.config import (
+    GEMMA3_LOCAL_ROPE_BASE,
+    ModelConfig,
+    gemma3_local_layers,
+    gemma3_query_scale_dim,
+)
 
 F32, F16, Q8_0 = 0, 1, 8
 PROJECTIONS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
@@ -117,7 +122,7 @@ class NativeModel:
     def _spec(self, index: int) -> BlockSpec:
         """What the torch block's _build_native_spec and native_spec set for this layer."""
         c, tensors, gemma3 = self.config, self.gguf.tensors, self.arch.gemma3
-        head_dim = c.n_embd // c.n_head if gemma3 and c.n_layers == 62 else c.head_dim_k  # gemma3 27B's scale
+        head_dim = gemma3_query_scale_dim(c) if gemma3 else c.head_dim_k
         window = c.sliding_window if self.local[index] else None
         spec = BlockSpec(n_embd=c.n_embd, n_head=c.n_head, n_head_kv=c.n_head_kv, head_dim_k=c.head_dim_k,
                          head_dim_v=c.head_dim_v, n_ff=c.n_ff, n_rot=c.rope_dim, n_ctx=self.n_ctx,
