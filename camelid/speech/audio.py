@@ -114,8 +114,8 @@ def _read_pcm_wav(file: BinaryIO) -> tuple[np.ndarray, int] | None:
         with wave.open(file, "rb") as reader:
             channels, width, rate = reader.getnchannels(), reader.getsampwidth(), reader.getframerate()
             frames = reader.readframes(reader.getnframes())
-    except (wave.Error, EOFError, ValueError, OSError, ArithmeticError):
-        return None  # not PCM, or a damaged header: PyAV says which
+    except (wave.Error, EOFError, ValueError, OSError, ArithmeticError, RuntimeError):
+        return None  # not PCM, or a damaged header (a chunk size past the end: RuntimeError): PyAV says which
     if channels < 1 or width not in (1, 2, 3, 4) or rate < 1:
         return None
     usable = len(frames) - len(frames) % (width * channels)

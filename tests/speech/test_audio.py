@@ -407,6 +407,9 @@ def test_corrupt_files(tmp_path):
     truncated = tmp_path / "truncated.wav"
     truncated.write_bytes(good.read_bytes()[:20])  # cut inside the fmt chunk
     expect_error(truncated, f"cannot load audio from '{truncated}': {reason}")
+    huge_chunk = bytearray(good.read_bytes())
+    huge_chunk[16:20] = (0x7FFFFFFF).to_bytes(4, "little")  # a fmt chunk past the end: `wave` raised RuntimeError
+    expect_error(bytes(huge_chunk), f"cannot load audio from 'chunk.wav': {reason}", name="chunk.wav")
     text = tmp_path / "notes.ogg"
     text.write_text("not audio at all\n" * 50)
     expect_error(text, f"cannot load audio from '{text}': {reason}")
