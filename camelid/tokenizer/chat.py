@@ -10,12 +10,17 @@ When a model ships no template (``template is None``), ChatML is used::
     <|im_start|>{role}\\n{content}<|im_end|>\\n   ... per message, then "<|im_start|>assistant\\n"
 
 which is also what llama.cpp falls back to. Any template problem (syntax error, ``raise_exception``, a
-sandbox violation, a bad message shape) becomes `camelid.errors.BadRequest` with a one-line message.
+sandbox violation, a bad message shape) becomes `camelid.errors.BadRequest` with a one-line message. The work of a
+rendering is bounded (a template comes with the model file): a million ``range`` items in all, and no `*`, `%`,
+`**` or filter size argument that would build a value of more than 16 million items.
 """
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import json
+import re
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, ClassVar
@@ -23,7 +28,9 @@ from typing import Any, ClassVar
 import jinja2
 import jinja2.ext
 import jinja2.nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+import jinja2.runtime
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 
 from camelid.errors import BadRequest
 
@@ -91,12 +98,66 @@ class _GenerationBlock(jinja2.ext.Extension):
         return jinja2.nodes.Scope(body, lineno=lineno)
 
 
+# A template comes with the model file (or a request): its work is bounded, so that a hostile one cannot stall a
+# server or fill its memory. Far above what chat templates do (they loop over the messages).
+MAX_LOOP_ITEMS = 1_000_000  # range() items per rendering (the sandbox alone caps one range() at 100 000)
+MAX_VALUE_SIZE = 16_000_000  # characters or items of a value built by *, % or a filter's size argument
+_budget: contextvars.ContextVar[list[int]] = contextvars.ContextVar("chat_template_budget")
+
+
+def _limited_range(*args: int) -> range:
+    items = safe_range(*args)  # the sandbox's own cap per call, then the rendering's budget
+    budget = _budget.get(None)
+    if budget is not None:
+        budget[0] -= len(items)
+        if budget[0] < 0:
+            raise SecurityError(f"it loops more than {MAX_LOOP_ITEMS} times")
+    return items
+
+
+def _check_size(value: Any, what: str) -> None:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_VALUE_SIZE:
+        raise SecurityError(f"{what} of {value}")
+
+
+class _BoundedEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox, with `*`, `%` and `**` checked before they build a value larger than MAX_VALUE_SIZE."""
+
+    intercepted_binops = frozenset(["*", "%", "**"])
+
+    def call_binop(self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for seq, count in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(count, int) and len(seq) * count > MAX_VALUE_SIZE:
+                    raise SecurityError(f"a value of {len(seq) * count} items")
+        elif operator == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1:
+            if right * abs(left).bit_length() > MAX_VALUE_SIZE:
+                raise SecurityError(f"a power of about {right * abs(left).bit_length()} bits")
+        elif operator == "%" and isinstance(left, str):
+            for width in re.findall(r"%[-+ #0]*(\d+)(?:\.(\d+))?", left):
+                _check_size(max(int(w) for w in width if w), "a format width")
+        return super().call_binop(context, operator, left, right)
+
+
+def _bounded_filter(function: Any) -> Any:
+    """A filter whose numeric arguments (a width, a length) stay under MAX_VALUE_SIZE."""
+    @functools.wraps(function)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        for value in (*args[1:], *kwargs.values()):
+            _check_size(value, "a filter argument")
+        return function(*args, **kwargs)
+
+    return bounded
+
+
 def _environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=[_GenerationBlock, jinja2.ext.loopcontrols])
+    env = _BoundedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                              extensions=[_GenerationBlock, jinja2.ext.loopcontrols])
+    env.filters = {name: _bounded_filter(f) for name, f in env.filters.items()}
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now
+    env.globals["range"] = _limited_range
     return env
 
 
@@ -123,6 +184,7 @@ def render_chat(template: str | None, messages: list[dict], *, add_generation_pr
         "bos_token": bos_token, "eos_token": eos_token,
     }
     context.update(extra)
+    token = _budget.set([MAX_LOOP_ITEMS])
     try:
         return compiled.render(**context)
     except TemplateRaised as err:
@@ -134,3 +196,5 @@ def render_chat(template: str | None, messages: list[dict], *, add_generation_pr
     except (TypeError, ValueError, KeyError, IndexError, AttributeError, ZeroDivisionError, OverflowError,
             RecursionError) as err:
         raise BadRequest(f"chat template failed on these messages: {type(err).__name__}: {err}") from None
+    finally:
+        _budget.reset(token)

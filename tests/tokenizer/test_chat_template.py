@@ -146,3 +146,32 @@ def test_sandbox_does_not_leak_dunder_attributes() -> None:
 def test_template_errors_become_bad_request(template: str, message: str) -> None:
     with pytest.raises(BadRequest, match=message):
         render_chat(template, [{"role": "user", "content": "x"}])
+
+
+@pytest.mark.parametrize("template, message", [
+    ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "loops more than"),
+    ("{{ 'x' * 3000000000 }}", "a value of 3000000000 items"),
+    ("{{ ([0] * 400000000)|length }}", "a value of 400000000 items"),
+    ("{{ '%0900000000d' % 1 }}", "a format width of 900000000"),
+    ("{{ ''|center(900000000) }}", "a filter argument of 900000000"),
+    ("{{ 10 ** (10 ** 8) }}", "a power of about"),
+])
+def test_hostile_templates_are_refused_quickly(template: str, message: str) -> None:
+    """A template ships with the model file: one that would loop for hours or build gigabytes is refused before it
+    does (each of these took from seconds to forever, or gigabytes of memory, without the bounds)."""
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(BadRequest, match=message):
+        render_chat(template, [{"role": "user", "content": "x"}])
+    assert time.perf_counter() - start < 2.0
+
+
+def test_bounded_templates_still_render_ordinary_work() -> None:
+    template = ("{% for i in range(3) %}{{ '-' * 4 }}{{ '%5d' % i }}{% endfor %}{{ 'ab'|center(6) }}{{ 2 ** 10 }}"
+                "{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    assert render_chat(template, [{"role": "user", "content": "x"}]) == (
+        "----    0----    1----    2  ab  1024x")
+    budget = "{% for i in range(9) %}{% for j in range(100000) %}{% endfor %}{% endfor %}ok"
+    assert render_chat(budget, []) == "ok"  # 900 009 loop items: within the budget, each rendering anew
+    assert render_chat(budget, []) == "ok"
