@@ -30,6 +30,8 @@ async def read_json(request: Request) -> dict[str, Any]:
         body = json.loads(raw)
     except ValueError:
         raise BadRequest("invalid JSON in the request body") from None
+    except RecursionError:
+        raise BadRequest("the JSON of the request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     return body

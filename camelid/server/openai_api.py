@@ -90,7 +90,7 @@ def _arguments(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         try:
             value = json.loads(value or "{}")
-        except ValueError:
+        except (ValueError, RecursionError):
             raise BadRequest("tool call arguments must be a JSON object string") from None
     return value if isinstance(value, dict) else {}
 

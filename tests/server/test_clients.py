@@ -139,6 +139,10 @@ def test_extras(live_server: Server) -> None:
     assert "camelid:tokens_predicted_total" in metrics and "camelid:kv_cache_usage_ratio" in metrics
     bad = httpx.post(live_server.url("/api/chat"), content=b"{not json")
     assert bad.status_code == 400 and "error" in bad.json()
+    nested = b'{"model": "' + MODEL.encode() + b'", "format": ' + b"[" * 100000 + b"]" * 100000 + b"}"
+    for path in ("/api/generate", "/v1/chat/completions"):  # a RecursionError in json.loads was a 500
+        deep = httpx.post(live_server.url(path), content=nested)
+        assert deep.status_code == 400 and "nested too deeply" in deep.text
     empty = httpx.post(live_server.url("/api/generate"), json={"model": MODEL})
     assert empty.json()["done_reason"] == "load"
     lines = [json.loads(x) for x in httpx.post(live_server.url("/api/chat"), json={
