@@ -36,10 +36,12 @@ CAMELID_MAX_LOADED_MODELS = EnvVar("CAMELID_MAX_LOADED_MODELS", "3", "models kep
 CAMELID_MAX_QUEUE = EnvVar("CAMELID_MAX_QUEUE", "512", "requests waiting for a slot before the server answers 503")
 CAMELID_CONTEXT_LENGTH = EnvVar("CAMELID_CONTEXT_LENGTH", "4096", "context window per sequence when a request "
                                 "sets no num_ctx")
+CAMELID_MAX_REQUEST_MB = EnvVar("CAMELID_MAX_REQUEST_MB", "64",
+                                "largest JSON request body the server reads (MB); larger ones are answered 413")
 
 ALL_VARS = [CAMELID_HOME, CAMELID_MODELS, CAMELID_NUM_THREADS, CAMELID_DEFAULT_MODEL, HF_ENDPOINT, OLLAMA_MODELS,
             CAMELID_PULL_RETRIES, CAMELID_HOST, CAMELID_KEEP_ALIVE, CAMELID_NUM_PARALLEL, CAMELID_MAX_LOADED_MODELS,
-            CAMELID_MAX_QUEUE, CAMELID_CONTEXT_LENGTH]
+            CAMELID_MAX_QUEUE, CAMELID_CONTEXT_LENGTH, CAMELID_MAX_REQUEST_MB]
 
 # Ollama's request defaults (docs/api: options); llama.cpp's CLI overrides a few of them.
 DEFAULT_NUM_CTX = 4096

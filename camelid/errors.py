@@ -19,3 +19,7 @@ class UnknownModel(CamelidError):
 
 class BadRequest(CamelidError):
     """Invalid options or input: unknown option, prompt longer than the context, bad chat message."""
+
+
+class RequestTooLarge(BadRequest):
+    """A request body over the server's limit (CAMELID_MAX_REQUEST_MB): HTTP 413."""

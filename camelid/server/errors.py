@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from camelid.errors import BadModelFile, BadRequest, CamelidError, UnknownModel, UnsupportedModel
+from camelid.errors import (
+    BadModelFile,
+    BadRequest,
+    CamelidError,
+    RequestTooLarge,
+    UnknownModel,
+    UnsupportedModel,
+)
 
 
 def error_status(err: Exception) -> int:
@@ -12,6 +19,8 @@ def error_status(err: Exception) -> int:
         return 503
     if isinstance(err, UnknownModel):
         return 404
+    if isinstance(err, RequestTooLarge):
+        return 413
     if isinstance(err, BadRequest | UnsupportedModel | BadModelFile):
         return 400
     if isinstance(err, CamelidError):

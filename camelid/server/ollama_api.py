@@ -13,8 +13,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from camelid import __version__
-from camelid.errors import BadRequest, CamelidError, UnknownModel
+from camelid import __version__, config
+from camelid.errors import BadRequest, CamelidError, RequestTooLarge, UnknownModel
 from camelid.server import handlers
 from camelid.server.errors import error_status
 
@@ -23,7 +23,20 @@ NDJSON = "application/x-ndjson"
 
 
 async def read_json(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+    """The request's JSON object, read up to CAMELID_MAX_REQUEST_MB (a larger body is refused before it is read)."""
+    limit = config.int_setting(config.CAMELID_MAX_REQUEST_MB, 1) << 20
+    declared = request.headers.get("content-length", "")
+    too_large = RequestTooLarge(f"the request body is larger than {limit >> 20} MB (CAMELID_MAX_REQUEST_MB)")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     if not raw.strip():
         return {}
     try:

@@ -143,6 +143,18 @@ def test_extras(live_server: Server) -> None:
     for path in ("/api/generate", "/v1/chat/completions"):  # a RecursionError in json.loads was a 500
         deep = httpx.post(live_server.url(path), content=nested)
         assert deep.status_code == 400 and "nested too deeply" in deep.text
+    huge = b'{"model": "' + MODEL.encode() + b'", "prompt": "' + b"x" * (65 << 20) + b'"}'
+    for path in ("/api/generate", "/v1/completions"):  # over CAMELID_MAX_REQUEST_MB (64): refused, not parsed
+        refused = httpx.post(live_server.url(path), content=huge)
+        assert refused.status_code == 413 and "larger than 64 MB" in refused.text
+
+    def chunked():  # no Content-Length: counted while it arrives
+        yield b'{"prompt": "'
+        for _ in range(66):
+            yield b"x" * (1 << 20)
+        yield b'"}'
+
+    assert httpx.post(live_server.url("/api/generate"), content=chunked()).status_code == 413
     empty = httpx.post(live_server.url("/api/generate"), json={"model": MODEL})
     assert empty.json()["done_reason"] == "load"
     lines = [json.loads(x) for x in httpx.post(live_server.url("/api/chat"), json={
