@@ -25,9 +25,9 @@ def speech_model_name(requested: str | None) -> str | None:
 async def run_transcription(upload: UploadFile, model: str | None, **options: Any) -> Any:
     from camelid.speech.service import load_speech_model
 
-    data = await upload.read()
     speech = await asyncio.to_thread(load_speech_model, speech_model_name(model))
-    return await asyncio.to_thread(speech.transcribe, data, name=upload.filename or "the upload", **options)
+    # the upload as Starlette spooled it (to disk beyond 1 MB): decoded from the file, never read whole into memory
+    return await asyncio.to_thread(speech.transcribe, upload.file, name=upload.filename or "the upload", **options)
 
 
 def render(transcript: Any, response_format: str, task: str) -> Response:

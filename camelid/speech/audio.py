@@ -42,7 +42,7 @@ N_SAMPLES_PER_TOKEN = HOP_LENGTH * 2  # the encoder's first convolutions have st
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 10 ms per mel frame
 TOKENS_PER_SECOND = SAMPLE_RATE // N_SAMPLES_PER_TOKEN  # 20 ms per audio token
 
-AudioSource = str | os.PathLike | bytes | bytearray | memoryview
+AudioSource = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 
 _RESAMPLE_CHUNK = 1 << 20  # samples per frame handed to the resampler (bounds its temporary buffers)
@@ -57,7 +57,8 @@ class AudioError(BadRequest):
 
 
 def load_audio(source: AudioSource, sr: int = SAMPLE_RATE, *, name: str | None = None) -> np.ndarray:
-    """Decode an audio or video file (a path, or its raw bytes) to mono float32 at ``sr`` Hz, in [-1, 1].
+    """Decode an audio or video file (a path, its raw bytes, or an open binary file) to mono float32 at ``sr`` Hz,
+    in [-1, 1].
 
     ``name`` labels the input in error messages (e.g. an upload's filename); a path labels itself by default.
     Raises :class:`AudioError` with one clear message for anything wrong with the input.
@@ -70,6 +71,13 @@ def load_audio(source: AudioSource, sr: int = SAMPLE_RATE, *, name: str | None =
         if not data:
             raise AudioError(f"cannot load audio from {label}: it is empty")
         audio = _decode(io.BytesIO(data), label, sr)
+    elif hasattr(source, "read"):  # an open binary file (a server's spooled upload), read from its start
+        label = f"'{name}'" if name else "the audio data"
+        source.seek(0, os.SEEK_END)
+        if source.tell() == 0:
+            raise AudioError(f"cannot load audio from {label}: it is empty")
+        source.seek(0)
+        audio = _decode(source, label, sr)
     else:
         path = os.fspath(source)
         label = f"'{name or path}'"
@@ -169,8 +177,8 @@ _OPEN_OPTIONS = {"protocol_whitelist": "none"}
 def _decode_with_av(file: BinaryIO, label: str, sr: int) -> np.ndarray:
     """The best audio stream as mono s16 at ``sr`` (whisper's ``ffmpeg -ac 1 -ar sr -f s16le``) in float32."""
     try:
-        container = av.open(
-            file, metadata_errors="ignore", io_open=_refuse_nested_open, container_options=_OPEN_OPTIONS
+        container = av.open(  # mode "r": PyAV would take a "w+b" file (a spooled upload) as an output
+            file, mode="r", metadata_errors="ignore", io_open=_refuse_nested_open, container_options=_OPEN_OPTIONS
         )
     except _NestedOpenRefused:
         raise AudioError(

@@ -22,7 +22,7 @@ class SpeechModel:
     lock: threading.Lock
 
     def transcribe(self, audio: Any, **options: Any) -> Any:
-        """A Transcript (camelid.speech.writers) of a path, bytes or a float32 16 kHz array."""
+        """A Transcript (camelid.speech.writers) of a path, bytes, an open binary file or a float32 16 kHz array."""
         from camelid.speech.audio import load_audio
         from camelid.speech.transcribe import transcribe
 

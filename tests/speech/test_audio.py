@@ -533,3 +533,25 @@ def test_festival_speech_clip(tmp_path):
     # What whisper's ffmpeg call would give (s16 rounding, same resampler): measured 1.5e-5.
     assert np.abs(audio - decode_like_ffmpeg(path)).max() <= 5e-5
     assert log_mel_spectrogram(path.read_bytes()).shape == (80, len(audio) // 160)
+
+
+def test_open_files_decode_like_their_bytes(tmp_path):
+    """A server hands over its spooled upload (a "w+b" file, on disk beyond 1 MB) instead of reading it into memory:
+    the same samples as the bytes; an empty one is the same clear error."""
+    import tempfile
+
+    path = tmp_path / "clip.wav"
+    write_wav(path, sine(12.0, 44100), 44100, 2)  # 1 MB of 16-bit samples
+    data = path.read_bytes()
+    expected = load_audio(data)
+    with tempfile.SpooledTemporaryFile(max_size=1 << 20) as spool:
+        spool.write(data)
+        assert spool._rolled  # a disk file now, as Starlette's spool of a large upload
+        assert np.array_equal(load_audio(spool, name="clip.wav"), expected)
+    mp3 = tmp_path / "clip.mp3"
+    mp3.write_bytes(b"\x00garbage" * 100)
+    with mp3.open("rb") as file:
+        expect_error(file, "cannot load audio from 'up.mp3': the data is corrupt or not in an audio or video format "
+                     "FFmpeg knows", name="up.mp3")
+    with tempfile.SpooledTemporaryFile() as empty:
+        expect_error(empty, "cannot load audio from the audio data: it is empty")
