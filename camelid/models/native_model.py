@@ -89,7 +89,8 @@ class NativeModel:
     @classmethod
     def create(cls, gguf: GGUFFile, n_ctx: int) -> NativeModel | None:
         """The native model of this file, or None when this path does not cover it."""
-        arch = ARCHITECTURES.get(gguf.get("general.architecture", ""))
+        name = gguf.get("general.architecture", "")
+        arch = ARCHITECTURES.get(name) if isinstance(name, str) else None  # anything else: the torch loader's error
         lib = library()
         if arch is None or lib is None:
             return None

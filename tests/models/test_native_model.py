@@ -106,6 +106,9 @@ def test_models_outside_the_native_path_are_refused(tmp_path: Path, write_tiny_g
     assert NativeModel.create(GGUFFile(qwen2), 64) is None
     phi3 = write_tiny_gguf("phi3", tmp_path / "phi3.gguf", quantize=q8)
     assert NativeModel.create(GGUFFile(phi3), 64) is None
+    odd = GGUFFile(smollm2_path)
+    odd.metadata["general.architecture"] = [0]  # not a name (a fuzzed file): refused, not a TypeError
+    assert NativeModel.create(odd, 64) is None
     f32 = write_tiny_gguf("llama", tmp_path / "f32.gguf")  # F32 projections: no native kernel reads them
     assert NativeModel.create(GGUFFile(f32), 64) is None
     gemma_norms = write_tiny_gguf("gemma3", tmp_path / "norms.gguf", arch="llama", quantize=q8)
